@@ -1,0 +1,15 @@
+package portcullis.pod_security
+
+# allowPrivilegeEscalation (restricted): containers[*].securityContext.allowPrivilegeEscalation
+# must be false (unset is not enough). Windows pods are exempt.
+
+checks["allowPrivilegeEscalation"] := {"level": "restricted", "overrides": []}
+
+result["allowPrivilegeEscalation"] := {
+	"reason": "allowPrivilegeEscalation != false",
+	"detail": sprintf("%s must set securityContext.allowPrivilegeEscalation=false", [containers_phrase(bad)]),
+} if {
+	not windows_pod
+	bad := [_name(c) | some c in containers; not _security_context(c).allowPrivilegeEscalation == false]
+	count(bad) > 0
+}

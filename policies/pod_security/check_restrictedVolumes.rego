@@ -1,0 +1,45 @@
+package portcullis.pod_security
+
+# restrictedVolumes (restricted; replaces hostPathVolumes): spec.volumes may
+# only use configMap, csi, downwardAPI, emptyDir, ephemeral, image,
+# persistentVolumeClaim, projected and secret.
+
+checks["restrictedVolumes"] := {"level": "restricted", "overrides": ["hostPathVolumes"]}
+
+allowed_volume_sources := [
+	"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+	"image", "persistentVolumeClaim", "projected", "secret",
+]
+
+# In upstream's order: the first source set names the volume's type.
+restricted_volume_sources := [
+	"hostPath", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "nfs",
+	"iscsi", "glusterfs", "rbd", "flexVolume", "cinder", "cephfs", "flocker",
+	"fc", "azureFile", "vsphereVolume", "quobyte", "azureDisk",
+	"photonPersistentDisk", "portworxVolume", "scaleIO", "storageos",
+]
+
+_allowed_volume(v) if {
+	some source in allowed_volume_sources
+	_set(v, source)
+}
+
+_volume_type(v) := types[0] if {
+	types := [source | some source in restricted_volume_sources; _set(v, source)]
+	count(types) > 0
+} else := "unknown"
+
+result["restrictedVolumes"] := {
+	"reason": "restricted volume types",
+	"detail": sprintf("%s %s %s %s %s", [
+		pluralize("volume", "volumes", count(bad)),
+		join_quote([_get(v, "name", "") | some v in bad]),
+		pluralize("uses", "use", count(bad)),
+		pluralize("restricted volume type", "restricted volume types", count(types)),
+		join_quote(sort(types)),
+	]),
+} if {
+	bad := [v | some v in volumes; not _allowed_volume(v)]
+	count(bad) > 0
+	types := {_volume_type(v) | some v in bad}
+}

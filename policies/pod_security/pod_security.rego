@@ -1,0 +1,276 @@
+# METADATA
+# title: Pod Security Standards
+# description: |
+#   The Kubernetes Pod Security Standards, baseline and restricted, at the
+#   latest version (v1.37 semantics), in exact agreement with upstream Pod
+#   Security Admission (k8s.io/pod-security-admission v0.37.2): the same
+#   checks, the same allowed values, the same container/pod precedence and
+#   the same messages ("<ForbiddenReason> (<ForbiddenDetail>)").
+#
+#   One file per upstream check (check_<id>.rego) registers the check in
+#   `checks` and, when the pod fails it, its reason and detail in `result`.
+#   This file picks the level, applies exemptions and update skipping, and
+#   assembles `deny` (or `warn` for pod templates in templates: warn mode).
+#
+#   Reads: the pod (Pod, pods/ephemeralcontainers) or pod template (workload
+#   kinds), input.request.{operation,subResource,namespace,userInfo.username},
+#   input.request.oldObject on Pod updates, and policies.pod_security config.
+# custom:
+#   kind: validating
+#   enforcement: deny
+#   resources:
+#     - pods
+#     - pods/ephemeralcontainers
+#     - deployments
+#     - replicasets
+#     - statefulsets
+#     - daemonsets
+#     - jobs
+#     - cronjobs
+#     - replicationcontrollers
+#     - podtemplates
+package portcullis.pod_security
+
+import data.portcullis.lib.kubernetes
+
+# ---------------------------------------------------------------------------
+# Configuration (policies.pod_security in config.yaml).
+
+settings := kubernetes.policy_config("pod_security")
+
+# The levels in increasing strictness. "privileged" (no checks) is accepted in
+# namespace_levels, as in upstream PSA, to switch checks off for a namespace.
+level_rank := {"privileged": 0, "baseline": 1, "restricted": 2}
+
+# An unknown level fails closed: it is treated as restricted (and reported as
+# a warning, see warn below).
+normalize_level(l) := l if level_rank[l]
+
+else := "restricted"
+
+default_level := normalize_level(_get(settings, "level", "restricted"))
+
+namespace_levels := _get(settings, "namespace_levels", {})
+
+request_namespace := _get(input.request, "namespace", "")
+
+# level is the level enforced on this request: an exact namespace_levels key
+# wins; otherwise, of the glob patterns matching the namespace, the strictest
+# level (so overlapping patterns resolve the same way whatever their order);
+# otherwise the default level.
+level := exact_level if {
+	request_namespace != ""
+	exact_level := normalize_level(namespace_levels[request_namespace])
+} else := max_level if {
+	request_namespace != ""
+	ranks := {level_rank[normalize_level(l)] |
+		some pattern, l in namespace_levels
+		glob.match(pattern, [], request_namespace)
+	}
+	count(ranks) > 0
+	some max_level, rank in level_rank
+	rank == max(ranks)
+} else := default_level
+
+configured_levels contains l if {
+	some l in array.concat([_get(settings, "level", "restricted")], [l | some l in namespace_levels])
+}
+
+exemptions := _get(settings, "exemptions", {})
+
+# Templates are denied by default; templates: warn turns their violations
+# into warnings (upstream PSA itself only warns and audits on templates).
+templates_mode := _get(settings, "templates", "deny")
+
+# ---------------------------------------------------------------------------
+# What is evaluated, mirroring upstream admission.go.
+
+operation := _get(input.request, "operation", "")
+
+subresource := _get(input.request, "subResource", "")
+
+# The pod under review: pod.metadata and pod.spec (from the Pod or the
+# template), as the lib finds it.
+spec := kubernetes.pod_spec
+
+metadata := kubernetes.pod_metadata
+
+# Pods: the object itself and the ephemeralcontainers subresource (both carry
+# the whole Pod). Other pod subresources (status, binding, eviction, exec,
+# resize, ...) cannot add what the checks look at and are ignored.
+evaluated if {
+	kubernetes.is_pod
+	subresource in {"", "ephemeralcontainers"}
+	not insignificant_pod_update
+}
+
+# Workloads: the pod template, on the object itself only (scale, status and
+# the like carry no template).
+evaluated if {
+	kubernetes.is_template
+	subresource == ""
+}
+
+# insignificant_pod_update mirrors upstream isSignificantPodUpdate: on a Pod
+# UPDATE the only mutable fields that can change the security posture are
+# container images (and new ephemeral containers), so an update that keeps
+# the same containers with the same images is not re-evaluated. Without an
+# old object the update is evaluated (fail closed).
+insignificant_pod_update if {
+	operation == "UPDATE"
+	old_spec := _get(_get(input.request, "oldObject", {}), "spec", {})
+	every field in ["containers", "initContainers"] {
+		new_list := _list(spec, field)
+		old_list := _list(old_spec, field)
+		count(new_list) == count(old_list)
+		every i, c in new_list {
+			_get(c, "image", "") == _get(old_list[i], "image", "")
+		}
+	}
+	old_ephemeral := _list(old_spec, "ephemeralContainers")
+	every c in _list(spec, "ephemeralContainers") {
+		# The first old ephemeral container with the same name, as upstream.
+		matches := [oc | some oc in old_ephemeral; _get(oc, "name", "") == _get(c, "name", "")]
+		count(matches) > 0
+		_get(matches[0], "image", "") == _get(c, "image", "")
+	}
+}
+
+# PSA-style exemptions. Namespaces are names or globs; usernames and runtime
+# classes are exact strings, as upstream. Empty values never match.
+exempt if {
+	request_namespace != ""
+	kubernetes.namespace_matches(request_namespace, _list(exemptions, "namespaces"))
+}
+
+exempt if {
+	username := _get(_get(input.request, "userInfo", {}), "username", "")
+	username != ""
+	username in _list(exemptions, "usernames")
+}
+
+exempt if {
+	runtime_class := _get(spec, "runtimeClassName", "")
+	runtime_class != ""
+	runtime_class in _list(exemptions, "runtime_classes")
+}
+
+applies if {
+	operation in {"CREATE", "UPDATE"}
+	evaluated
+	not exempt
+	level != "privileged"
+}
+
+# ---------------------------------------------------------------------------
+# The check registry: which checks run at the level.
+
+# checks[id] = {"level": "baseline"|"restricted", "overrides": [ids]} is
+# filled by the check_*.rego files. As upstream, restricted runs every
+# baseline check except those a restricted check overrides (for example
+# restrictedVolumes replaces hostPathVolumes).
+overridden contains id if {
+	level == "restricted"
+	some check in checks
+	some id in check.overrides
+}
+
+active contains id if {
+	some id, check in checks
+	check.level == "baseline"
+	not overridden[id]
+}
+
+active contains id if {
+	level == "restricted"
+	some id, check in checks
+	check.level == "restricted"
+}
+
+# violations holds one object per failing check; level is the check's own
+# level (a privileged container fails a "baseline" check also in a restricted
+# namespace). msg is upstream's "<reason> (<detail>)".
+violations contains {"msg": msg, "check": id, "level": checks[id].level} if {
+	applies
+	some id in active
+	failure := result[id]
+	msg := sprintf("%s (%s)", [failure.reason, failure.detail])
+}
+
+template_warn_mode if {
+	kubernetes.is_template
+	templates_mode == "warn"
+}
+
+deny contains violation if {
+	not template_warn_mode
+	some violation in violations
+}
+
+warn contains violation if {
+	template_warn_mode
+	some violation in violations
+}
+
+warn contains {"msg": sprintf("pod_security: unknown level %q in configuration, enforcing \"restricted\"", [l])} if {
+	applies
+	some l in configured_levels
+	not level_rank[l]
+}
+
+# ---------------------------------------------------------------------------
+# Helpers shared by the checks. Go decodes a JSON null as the zero value, so
+# a null field reads exactly like an absent one.
+
+# _get is o[k], or d when o[k] is absent or null.
+_get(o, k, d) := v if {
+	v := o[k]
+	v != null
+} else := d
+
+# _list is o[k] when it is an array, else [].
+_list(o, k) := v if {
+	v := o[k]
+	is_array(v)
+} else := []
+
+# _set is o[k] when present and not null (Go: a non-nil pointer).
+_set(o, k) if _get(o, k, null) != null
+
+pod_security_context := _get(spec, "securityContext", {})
+
+# containers: every container in upstream's visiting order (init, regular,
+# ephemeral), as an array so duplicates and order are kept.
+containers := [c |
+	some field in ["initContainers", "containers", "ephemeralContainers"]
+	some c in _list(spec, field)
+]
+
+volumes := _list(spec, "volumes")
+
+_name(c) := _get(c, "name", "")
+
+_security_context(c) := _get(c, "securityContext", {})
+
+# Windows pods (spec.os.name=windows) skip the Linux-only restricted checks.
+windows_pod if _get(_get(spec, "os", {}), "name", "") == "windows"
+
+# Pods in a user namespace (hostUsers: false) relax some checks since v1.35.
+user_namespace_pod if _get(spec, "hostUsers", null) == false
+
+# join_quote renders names as upstream's joinQuote: "a", "b".
+join_quote(items) := "" if count(items) == 0
+
+join_quote(items) := concat("", ["\"", concat("\", \"", items), "\""]) if count(items) > 0
+
+pluralize(singular, _, 1) := singular
+
+pluralize(_, plural, n) := plural if n != 1
+
+# containers_phrase renders `container "a"` / `containers "a", "b"`.
+containers_phrase(names) := sprintf("%s %s", [pluralize("container", "containers", count(names)), join_quote(names)])
+
+# _str is s, or "" for null (a null list element decodes to "").
+_str(s) := "" if s == null
+
+else := s
