@@ -193,9 +193,14 @@ active contains id if {
 violations contains {"msg": msg, "check": id, "level": checks[id].level} if {
 	applies
 	some id in active
-	failure := result[id]
-	msg := sprintf("%s (%s)", [failure.reason, failure.detail])
+	msg := _message(result[id])
 }
+
+# _message is upstream's "<reason> (<detail>)", or the reason alone when the
+# detail is empty (forbidden sysctls with an empty name).
+_message(failure) := failure.reason if failure.detail == ""
+
+else := sprintf("%s (%s)", [failure.reason, failure.detail])
 
 template_warn_mode if {
 	kubernetes.is_template
