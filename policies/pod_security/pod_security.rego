@@ -169,23 +169,24 @@ applies if {
 # filled by the check_*.rego files. As upstream, restricted runs every
 # baseline check except those a restricted check overrides (for example
 # restrictedVolumes replaces hostPathVolumes).
-overridden contains id if {
+# Complete rules (not partial sets), so each is computed once per query.
+overridden := {id |
 	level == "restricted"
 	some check in checks
 	some id in check.overrides
 }
 
-active contains id if {
+active := {id |
 	some id, check in checks
-	check.level == "baseline"
+	_runs_at(check.level, level)
 	not overridden[id]
 }
 
-active contains id if {
-	level == "restricted"
-	some id, check in checks
-	check.level == "restricted"
-}
+_runs_at("baseline", "baseline")
+
+_runs_at("baseline", "restricted")
+
+_runs_at("restricted", "restricted")
 
 # violations holds one object per failing check; level is the check's own
 # level (a privileged container fails a "baseline" check also in a restricted
