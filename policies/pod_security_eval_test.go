@@ -5,140 +5,99 @@ import (
 	"encoding/json"
 	"io/fs"
 	"sort"
-	"strings"
 	"testing"
 
-	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
-	"github.com/open-policy-agent/opa/v1/storage/inmem"
-	"sigs.k8s.io/yaml"
+	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/portcullis/portcullis/policies"
+	"github.com/portcullis/portcullis/policies/engine"
 )
 
-// podSecurityPolicy evaluates the pod_security policy from the embedded
-// policy set, prepared once, straight through OPA's rego package (what the
-// engine does, without the engine).
+// podSecurityPolicy evaluates requests with the engine, loaded from the
+// embedded policy set and restricted to the pod_security policy.
 type podSecurityPolicy struct {
-	query rego.PreparedEvalQuery
+	engine *engine.Engine
 }
 
-// psViolation is one entry of pod_security's deny or warn set.
+// psViolation is one pod_security violation as the engine reports it.
 type psViolation struct {
-	Msg   string `json:"msg"`
-	Check string `json:"check"`
-	Level string `json:"level"`
+	Msg         string
+	Check       string
+	Level       string
+	Enforcement engine.Enforcement
 }
 
-// psDecision is what pod_security returned for one request.
+// psDecision is the engine's decision restricted to what the tests compare.
 type psDecision struct {
-	Deny []psViolation
-	Warn []psViolation
+	Allowed  bool
+	Deny     []psViolation
+	Warnings []string
 }
 
-// newPodSecurityPolicy compiles every non-test module of policies.FS, with
-// config.yaml merged with override (objects merge key by key, as --config
-// does) visible as data.portcullis.config.
-func newPodSecurityPolicy(tb testing.TB, override map[string]any) *podSecurityPolicy {
+// newPodSecurityPolicy loads the embedded policies with config.yaml and then
+// overrideYAML (may be empty) merged over it, as --config does.
+func newPodSecurityPolicy(tb testing.TB, overrideYAML string) *podSecurityPolicy {
 	tb.Helper()
-	raw, err := fs.ReadFile(policies.FS, policies.ConfigFile)
+	defaults, err := fs.ReadFile(policies.FS, policies.ConfigFile)
 	if err != nil {
 		tb.Fatalf("read config: %v", err)
 	}
-	var cfg map[string]any
-	if err := yaml.Unmarshal(raw, &cfg); err != nil {
-		tb.Fatalf("parse config: %v", err)
+	configs := [][]byte{defaults}
+	if overrideYAML != "" {
+		configs = append(configs, []byte(overrideYAML))
 	}
-	cfg = mergeConfig(cfg, override)
-
-	opts := []func(*rego.Rego){
-		rego.Query(`result := {"deny": data.portcullis.pod_security.deny, "warn": data.portcullis.pod_security.warn}`),
-		rego.Store(inmem.NewFromObject(map[string]any{"portcullis": map[string]any{"config": cfg}})),
-	}
-	err = fs.WalkDir(policies.FS, ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".rego") || strings.HasSuffix(path, "_test.rego") {
-			return err
-		}
-		src, err := fs.ReadFile(policies.FS, path)
-		if err != nil {
-			return err
-		}
-		opts = append(opts, rego.Module(path, string(src)))
-		return nil
-	})
+	reg, err := engine.Load(context.Background(), engine.Source{Policies: policies.FS, Configs: configs})
 	if err != nil {
 		tb.Fatalf("load policies: %v", err)
 	}
-	query, err := rego.New(opts...).PrepareForEval(context.Background())
-	if err != nil {
-		tb.Fatalf("prepare pod_security: %v", err)
+	if reg.Policy("pod_security") == nil {
+		tb.Fatal("load policies: pod_security not loaded")
 	}
-	return &podSecurityPolicy{query: query}
+	return &podSecurityPolicy{engine: engine.New(reg, nil)}
 }
 
-// mergeConfig merges over into base: objects key by key, anything else replaced.
-func mergeConfig(base, over map[string]any) map[string]any {
-	out := make(map[string]any, len(base))
-	for k, v := range base {
-		out[k] = v
-	}
-	for k, v := range over {
-		if bm, ok := out[k].(map[string]any); ok {
-			if om, ok := v.(map[string]any); ok {
-				out[k] = mergeConfig(bm, om)
-				continue
-			}
-		}
-		out[k] = v
-	}
-	return out
-}
-
-// evalValue evaluates the policy on an AdmissionReview already converted to
-// an ast.Value.
-func (p *podSecurityPolicy) evalValue(tb testing.TB, review ast.Value) psDecision {
+// request decodes an AdmissionReview built as a Go map into the typed
+// request the engine takes (as the webhook's decoder would).
+func request(tb testing.TB, review map[string]any) *admissionv1.AdmissionRequest {
 	tb.Helper()
-	rs, err := p.query.Eval(context.Background(), rego.EvalParsedInput(review))
+	raw, err := json.Marshal(review["request"])
 	if err != nil {
-		tb.Fatalf("evaluate pod_security: %v", err)
+		tb.Fatalf("encode request: %v", err)
 	}
-	if len(rs) != 1 {
-		tb.Fatalf("evaluate pod_security: %d results, want 1", len(rs))
+	var req admissionv1.AdmissionRequest
+	if err := json.Unmarshal(raw, &req); err != nil {
+		tb.Fatalf("decode request: %v", err)
 	}
-	raw, err := json.Marshal(rs[0].Bindings["result"])
+	return &req
+}
+
+// evalRequest evaluates the validating phase with only pod_security.
+func (p *podSecurityPolicy) evalRequest(tb testing.TB, req *admissionv1.AdmissionRequest) psDecision {
+	tb.Helper()
+	dec, err := p.engine.Evaluate(context.Background(), engine.Validating, req, engine.Options{Policies: []string{"pod_security"}})
 	if err != nil {
-		tb.Fatalf("encode result: %v", err)
+		tb.Fatalf("evaluate: %v", err)
 	}
-	var d psDecision
-	if err := json.Unmarshal(raw, &d); err != nil {
-		tb.Fatalf("decode result %s: %v", raw, err)
+	if len(dec.Errors) > 0 {
+		tb.Fatalf("evaluate pod_security: %v", dec.Errors[0].Err)
 	}
-	for _, list := range [][]psViolation{d.Deny, d.Warn} {
-		sort.Slice(list, func(i, j int) bool { return list[i].Check < list[j].Check })
+	d := psDecision{Allowed: dec.Allowed, Warnings: dec.Warnings}
+	for _, v := range dec.Violations {
+		if v.Policy != "pod_security" {
+			tb.Fatalf("violation from policy %q", v.Policy)
+		}
+		check, _ := v.Details["check"].(string)
+		level, _ := v.Details["level"].(string)
+		d.Deny = append(d.Deny, psViolation{Msg: v.Message, Check: check, Level: level, Enforcement: v.Enforcement})
 	}
+	sort.Slice(d.Deny, func(i, j int) bool { return d.Deny[i].Check < d.Deny[j].Check })
 	return d
 }
 
-// eval evaluates the policy on an AdmissionReview given as a Go value
-// (map[string]any trees or anything encoding/json accepts).
-func (p *podSecurityPolicy) eval(tb testing.TB, review any) psDecision {
+// eval evaluates an AdmissionReview given as a Go map.
+func (p *podSecurityPolicy) eval(tb testing.TB, review map[string]any) psDecision {
 	tb.Helper()
-	return p.evalValue(tb, toValue(tb, review))
-}
-
-// toValue converts a JSON-shaped Go value to an ast.Value through its JSON
-// encoding, so Go structs are seen exactly as the apiserver would send them.
-func toValue(tb testing.TB, v any) ast.Value {
-	tb.Helper()
-	raw, err := json.Marshal(v)
-	if err != nil {
-		tb.Fatalf("encode input: %v", err)
-	}
-	val, err := ast.ValueFromReader(strings.NewReader(string(raw)))
-	if err != nil {
-		tb.Fatalf("convert input: %v", err)
-	}
-	return val
+	return p.evalRequest(tb, request(tb, review))
 }
 
 // workloadKinds maps a kind to its resource and how its object wraps a pod template.
@@ -164,20 +123,28 @@ func specTemplate(t map[string]any) map[string]any {
 	return map[string]any{"spec": map[string]any{"template": t}}
 }
 
-// admissionReview builds the AdmissionReview the apiserver sends for obj of
-// the given kind ("Pod" or a workload kind) in namespace.
+// admissionReview builds the AdmissionReview the apiserver sends for
+// creating obj, of the given kind ("Pod" or a workload kind), in namespace.
 func admissionReview(kind, namespace string, obj map[string]any) map[string]any {
 	resource := "pods"
 	if w, ok := workloadKinds[kind]; ok {
 		resource = w.resource
 	}
+	group := ""
+	switch kind {
+	case "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet":
+		group = "apps"
+	case "Job", "CronJob":
+		group = "batch"
+	}
+	gvk := map[string]any{"group": group, "version": "v1", "kind": kind}
 	return map[string]any{
 		"apiVersion": "admission.k8s.io/v1",
 		"kind":       "AdmissionReview",
 		"request": map[string]any{
-			"uid":       "0a1b2c",
-			"kind":      map[string]any{"group": "", "version": "v1", "kind": kind},
-			"resource":  map[string]any{"group": "", "version": "v1", "resource": resource},
+			"uid":       "705ab4f5-6393-11e8-b7cc-42010a800002",
+			"kind":      gvk,
+			"resource":  map[string]any{"group": group, "version": "v1", "resource": resource},
 			"operation": "CREATE",
 			"namespace": namespace,
 			"userInfo":  map[string]any{"username": "alice"},

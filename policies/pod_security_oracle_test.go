@@ -18,6 +18,8 @@ import (
 	"k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
 	"sigs.k8s.io/yaml"
+
+	"github.com/portcullis/portcullis/policies/engine"
 )
 
 // The oracle tests prove that the pod_security policy agrees with upstream
@@ -95,31 +97,42 @@ type oracleCase struct {
 
 // comparer holds the two sides and counts disagreements.
 type comparer struct {
-	t          *testing.T
-	oracle     *psaOracle
-	ours       *podSecurityPolicy
-	compared   int
-	disagreed  int
-	maxReports int
+	t      *testing.T
+	oracle *psaOracle
+	ours   *podSecurityPolicy
+	// checkLevels is each upstream check's level, which our violations carry.
+	checkLevels map[string]string
+	compared    int
+	disagreed   int
+	maxReports  int
 }
 
+// oracleConfig maps the two oracle namespaces to their levels.
+const oracleConfig = `
+policies:
+  pod_security:
+    level: restricted
+    namespace_levels:
+      ` + oracleBaselineNamespace + `: baseline
+      ` + oracleRestrictedNamespace + `: restricted
+`
+
 func newComparer(t *testing.T) *comparer {
+	levels := map[string]string{}
+	for _, c := range policy.DefaultChecks() {
+		levels[string(c.ID)] = string(c.Level)
+	}
 	return &comparer{
-		t:      t,
-		oracle: newPSAOracle(t),
-		ours: newPodSecurityPolicy(t, map[string]any{"policies": map[string]any{"pod_security": map[string]any{
-			"level": "restricted",
-			"namespace_levels": map[string]any{
-				oracleBaselineNamespace:   "baseline",
-				oracleRestrictedNamespace: "restricted",
-			},
-		}}}),
-		maxReports: 10,
+		t:           t,
+		oracle:      newPSAOracle(t),
+		ours:        newPodSecurityPolicy(t, oracleConfig),
+		checkLevels: levels,
+		maxReports:  10,
 	}
 }
 
-// compare evaluates c on both sides at both levels and reports any difference
-// in the set of failing checks or their messages.
+// compare evaluates c on both sides at both levels and reports any
+// difference in the decision, the set of failing checks or their messages.
 func (cmp *comparer) compare(c oracleCase) {
 	t := cmp.t
 	t.Helper()
@@ -139,19 +152,29 @@ func (cmp *comparer) compare(c oracleCase) {
 		want := cmp.oracle.evaluate(t, l.level, &typed)
 		d := cmp.ours.eval(t, admissionReview(c.kind, l.namespace, obj))
 		got := map[string]string{}
+		var problems []string
 		for _, v := range d.Deny {
 			got[v.Check] = v.Msg
+			if v.Enforcement != engine.EnforceDeny || v.Level != cmp.checkLevels[v.Check] {
+				problems = append(problems, fmt.Sprintf("%s: enforcement %q, level %q (upstream level %q)", v.Check, v.Enforcement, v.Level, cmp.checkLevels[v.Check]))
+			}
+		}
+		if len(d.Warnings) > 0 {
+			problems = append(problems, fmt.Sprintf("warnings %q", d.Warnings))
+		}
+		if d.Allowed != (len(want) == 0) {
+			problems = append(problems, fmt.Sprintf("allowed=%v, upstream allowed=%v", d.Allowed, len(want) == 0))
 		}
 		cmp.compared++
-		if len(d.Warn) == 0 && maps.Equal(got, want) {
+		if len(problems) == 0 && maps.Equal(got, want) {
 			continue
 		}
 		cmp.disagreed++
 		if cmp.disagreed > cmp.maxReports {
 			continue
 		}
-		t.Errorf("%s (%s) at %s: disagreement\npod: %s\nupstream failing checks: %s\nours:                    %s\nour warnings: %v",
-			c.name, c.kind, l.level, raw, formatChecks(want), formatChecks(got), d.Warn)
+		t.Errorf("%s (%s) at %s: disagreement\npod: %s\nupstream failing checks: %s\nours:                    %s\nother problems: %v",
+			c.name, c.kind, l.level, raw, formatChecks(want), formatChecks(got), problems)
 	}
 }
 

@@ -218,7 +218,7 @@ warn contains violation if {
 	some violation in violations
 }
 
-warn contains {"msg": sprintf("pod_security: unknown level %q in configuration, enforcing \"restricted\"", [l])} if {
+warn contains {"msg": sprintf("unknown level %q in configuration, enforcing \"restricted\"", [l])} if {
 	applies
 	some l in configured_levels
 	not level_rank[l]

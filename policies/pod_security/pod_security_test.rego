@@ -85,7 +85,7 @@ test_privileged_level_checks_nothing if {
 
 test_unknown_level_enforces_restricted_and_warns if {
 	checks_of(deny_at("Baseline", baseline_spec)) == {"allowPrivilegeEscalation", "capabilities_restricted", "runAsNonRoot", "seccompProfile_restricted"}
-	pod_security.warn == {{"msg": `pod_security: unknown level "Baseline" in configuration, enforcing "restricted"`}} with input as pod_review(baseline_spec)
+	pod_security.warn == {{"msg": `unknown level "Baseline" in configuration, enforcing "restricted"`}} with input as pod_review(baseline_spec)
 		with data.portcullis.config as config({"level": "Baseline"})
 }
 
