@@ -10,6 +10,6 @@ result["allowPrivilegeEscalation"] := {
 	"detail": sprintf("%s must set securityContext.allowPrivilegeEscalation=false", [containers_phrase(bad)]),
 } if {
 	not windows_pod
-	bad := [_name(c) | some c in containers; not _security_context(c).allowPrivilegeEscalation == false]
+	bad := [_name(c) | some c in containers; not c.securityContext.allowPrivilegeEscalation == false]
 	count(bad) > 0
 }

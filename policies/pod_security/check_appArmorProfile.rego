@@ -18,34 +18,39 @@ _allowed_apparmor_annotation("runtime/default")
 
 _allowed_apparmor_annotation(v) if startswith(v, "localhost/")
 
-# _bad_apparmor_type is the type a securityContext sets, when set and not allowed.
-_bad_apparmor_type(security_context) := profile_type if {
-	profile := _get(security_context, "appArmorProfile", null)
+# A profile that is set (not null) with a type that is not allowed; a missing
+# type reads as "".
+_pod_bad_apparmor := [_str(object.get(profile, "type", "")) |
+	profile := pod_security_context.appArmorProfile
 	profile != null
-	profile_type := _get(profile, "type", "")
-	not apparmor_profile_types[profile_type]
-}
+	not apparmor_profile_types[object.get(profile, "type", "")]
+]
+
+_containers_bad_apparmor := [{"index": i, "type": _str(object.get(profile, "type", ""))} |
+	some i, c in containers
+	profile := c.securityContext.appArmorProfile
+	profile != null
+	not apparmor_profile_types[object.get(profile, "type", "")]
+]
+
+_bad_apparmor_annotations := sort([sprintf("%s=%q", [k, _str(value)]) |
+	some k, value in metadata.annotations
+	startswith(k, apparmor_annotation_prefix)
+	not _allowed_apparmor_annotation(_str(value))
+])
 
 result["appArmorProfile"] := {
 	"reason": pluralize("forbidden AppArmor profile", "forbidden AppArmor profiles", count(values)),
 	"detail": sprintf("%s must not set AppArmor profile type to %s", [concat(" and ", setters), join_quote(values)]),
 } if {
-	pod_bad := [t | t := _bad_apparmor_type(pod_security_context)]
-	bad_containers := [_name(c) | some c in containers; _bad_apparmor_type(_security_context(c))]
-	types := {t | some c in containers; t := _bad_apparmor_type(_security_context(c))} | {t | some t in pod_bad}
-	annotations := sort([sprintf("%s=%q", [k, v]) |
-		some k, value in _get(metadata, "annotations", {})
-		startswith(k, apparmor_annotation_prefix)
-		v := _str(value)
-		not _allowed_apparmor_annotation(v)
-	])
+	(count(_pod_bad_apparmor) + count(_containers_bad_apparmor)) + count(_bad_apparmor_annotations) > 0
 	setters := array.concat(
 		array.concat(
-			["pod" | count(pod_bad) > 0],
-			[containers_phrase(bad_containers) | count(bad_containers) > 0],
+			["pod" | count(_pod_bad_apparmor) > 0],
+			[containers_phrase(names_at({e.index | some e in _containers_bad_apparmor})) | count(_containers_bad_apparmor) > 0],
 		),
-		[pluralize("annotation", "annotations", count(annotations)) | count(annotations) > 0],
+		[pluralize("annotation", "annotations", count(_bad_apparmor_annotations)) | count(_bad_apparmor_annotations) > 0],
 	)
-	count(setters) > 0
-	values := array.concat(sort(types), annotations)
+	types := {t | some t in _pod_bad_apparmor} | {e.type | some e in _containers_bad_apparmor}
+	values := array.concat(sort(types), _bad_apparmor_annotations)
 }

@@ -22,18 +22,18 @@ baseline_capabilities := {
 	"SYS_CHROOT",
 }
 
-_added_capabilities(c) := [_str(cap) | some cap in _list(_get(_security_context(c), "capabilities", {}), "add")]
-
-_non_default_capabilities(c) := [cap | some cap in _added_capabilities(c); not baseline_capabilities[cap]]
+_non_default_capabilities := [{"index": i, "capability": _str(cap)} |
+	some i, c in containers
+	some cap in c.securityContext.capabilities.add
+	not baseline_capabilities[cap]
+]
 
 result["capabilities_baseline"] := {
 	"reason": "non-default capabilities",
 	"detail": sprintf("%s must not include %s in securityContext.capabilities.add", [
-		containers_phrase(bad),
-		join_quote(sort(capabilities)),
+		containers_phrase(names_at({e.index | some e in _non_default_capabilities})),
+		join_quote(sort({e.capability | some e in _non_default_capabilities})),
 	]),
 } if {
-	bad := [_name(c) | some c in containers; count(_non_default_capabilities(c)) > 0]
-	count(bad) > 0
-	capabilities := {cap | some c in containers; some cap in _non_default_capabilities(c)}
+	count(_non_default_capabilities) > 0
 }

@@ -6,12 +6,14 @@ package portcullis.pod_security
 
 checks["capabilities_restricted"] := {"level": "restricted", "overrides": ["capabilities_baseline"]}
 
-_capabilities(c) := _get(_security_context(c), "capabilities", {})
+_missing_drop_all := {i |
+	some i, c in containers
+	not "ALL" in object.get(c, ["securityContext", "capabilities", "drop"], [])
+}
 
-_drops_all(c) if "ALL" in _list(_capabilities(c), "drop")
-
-_restricted_added(c) := [cap |
-	some cap in _added_capabilities(c)
+_restricted_added := [{"index": i, "capability": _str(cap)} |
+	some i, c in containers
+	some cap in c.securityContext.capabilities.add
 	cap != "NET_BIND_SERVICE"
 ]
 
@@ -20,12 +22,16 @@ result["capabilities_restricted"] := {
 	"detail": concat("; ", details),
 } if {
 	not windows_pod
-	missing_drop := [_name(c) | some c in containers; not _drops_all(c)]
-	adding := [_name(c) | some c in containers; count(_restricted_added(c)) > 0]
-	forbidden := {cap | some c in containers; some cap in _restricted_added(c)}
+	count(_missing_drop_all) + count(_restricted_added) > 0
 	details := array.concat(
-		[sprintf("%s must set securityContext.capabilities.drop=[\"ALL\"]", [containers_phrase(missing_drop)]) | count(missing_drop) > 0],
-		[sprintf("%s must not include %s in securityContext.capabilities.add", [containers_phrase(adding), join_quote(sort(forbidden))]) | count(adding) > 0],
+		[sprintf("%s must set securityContext.capabilities.drop=[\"ALL\"]", [containers_phrase(names_at(_missing_drop_all))]) |
+			count(_missing_drop_all) > 0
+		],
+		[sprintf("%s must not include %s in securityContext.capabilities.add", [
+			containers_phrase(names_at({e.index | some e in _restricted_added})),
+			join_quote(sort({e.capability | some e in _restricted_added})),
+		]) |
+			count(_restricted_added) > 0
+		],
 	)
-	count(details) > 0
 }

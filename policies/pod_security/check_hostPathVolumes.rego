@@ -9,6 +9,6 @@ result["hostPathVolumes"] := {
 	"reason": "hostPath volumes",
 	"detail": sprintf("%s %s", [pluralize("volume", "volumes", count(bad)), join_quote(bad)]),
 } if {
-	bad := [_get(v, "name", "") | some v in volumes; _set(v, "hostPath")]
+	bad := [_get(v, "name", "") | some v in volumes; v.hostPath != null]
 	count(bad) > 0
 }

@@ -4,9 +4,11 @@ package portcullis.pod_security
 
 checks["hostPorts"] := {"level": "baseline", "overrides": []}
 
-_host_ports(c) := [port |
-	some p in _list(c, "ports")
-	port := _get(p, "hostPort", 0)
+_host_ports := [{"index": i, "port": port} |
+	some i, c in containers
+	some p in c.ports
+	port := p.hostPort
+	port != null
 	port != 0
 ]
 
@@ -19,7 +21,7 @@ result["hostPorts"] := {
 		concat(", ", sort(ports)),
 	]),
 } if {
-	bad := [_name(c) | some c in containers; count(_host_ports(c)) > 0]
-	count(bad) > 0
-	ports := {format_int(port, 10) | some c in containers; some port in _host_ports(c)}
+	count(_host_ports) > 0
+	bad := names_at({e.index | some e in _host_ports})
+	ports := {format_int(e.port, 10) | some e in _host_ports}
 }

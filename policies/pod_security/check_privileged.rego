@@ -9,6 +9,6 @@ result["privileged"] := {
 	"reason": "privileged",
 	"detail": sprintf("%s must not set securityContext.privileged=true", [containers_phrase(bad)]),
 } if {
-	bad := [_name(c) | some c in containers; _security_context(c).privileged == true]
+	bad := [_name(c) | some c in containers; c.securityContext.privileged == true]
 	count(bad) > 0
 }

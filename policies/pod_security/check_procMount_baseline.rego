@@ -6,23 +6,22 @@ package portcullis.pod_security
 
 checks["procMount"] := {"level": "baseline", "overrides": []}
 
+_proc_mounts := [{"index": i, "type": proc_mount} |
+	some i, c in containers
+	proc_mount := c.securityContext.procMount
+	proc_mount != null
+	proc_mount != "Default"
+]
+
 # _proc_mount_result is upstream's procMount_1_0, shared by both levels.
 _proc_mount_result := {
 	"reason": "procMount",
 	"detail": sprintf("%s must not set securityContext.procMount to %s", [
-		containers_phrase(bad),
-		join_quote(sort(types)),
+		containers_phrase(names_at({e.index | some e in _proc_mounts})),
+		join_quote(sort({e.type | some e in _proc_mounts})),
 	]),
 } if {
-	bad_containers := [c |
-		some c in containers
-		proc_mount := _get(_security_context(c), "procMount", null)
-		proc_mount != null
-		proc_mount != "Default"
-	]
-	count(bad_containers) > 0
-	bad := [_name(c) | some c in bad_containers]
-	types := {_security_context(c).procMount | some c in bad_containers}
+	count(_proc_mounts) > 0
 }
 
 result["procMount"] := _proc_mount_result if not user_namespace_pod

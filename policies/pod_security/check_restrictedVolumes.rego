@@ -19,9 +19,10 @@ restricted_volume_sources := [
 	"photonPersistentDisk", "portworxVolume", "scaleIO", "storageos",
 ]
 
-_allowed_volume(v) if {
+_allowed_volumes := {i |
+	some i, v in volumes
 	some source in allowed_volume_sources
-	_set(v, source)
+	v[source] != null
 }
 
 _volume_type(v) := types[0] if {
@@ -39,7 +40,7 @@ result["restrictedVolumes"] := {
 		join_quote(sort(types)),
 	]),
 } if {
-	bad := [v | some v in volumes; not _allowed_volume(v)]
-	count(bad) > 0
+	count(_allowed_volumes) < count(volumes)
+	bad := [v | some i, v in volumes; not _allowed_volumes[i]]
 	types := {_volume_type(v) | some v in bad}
 }

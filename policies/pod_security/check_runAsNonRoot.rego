@@ -7,31 +7,28 @@ package portcullis.pod_security
 
 checks["runAsNonRoot"] := {"level": "restricted", "overrides": []}
 
-_pod_run_as_non_root := _get(pod_security_context, "runAsNonRoot", null)
+_explicit_root := [_name(c) | some c in containers; c.securityContext.runAsNonRoot == false]
 
 result["runAsNonRoot"] := {
 	"reason": "runAsNonRoot != true",
 	"detail": sprintf("%s must not set securityContext.runAsNonRoot=false", [concat(" and ", setters)]),
 } if {
 	not user_namespace_pod
-	explicit := [_name(c) | some c in containers; _get(_security_context(c), "runAsNonRoot", null) == false]
 	setters := array.concat(
-		["pod" | _pod_run_as_non_root == false],
-		[containers_phrase(explicit) | count(explicit) > 0],
+		["pod" | pod_security_context.runAsNonRoot == false],
+		[containers_phrase(_explicit_root) | count(_explicit_root) > 0],
 	)
 	count(setters) > 0
 }
 
 result["runAsNonRoot"] := {
 	"reason": "runAsNonRoot != true",
-	"detail": sprintf("pod or %s must set securityContext.runAsNonRoot=true", [containers_phrase(implicit)]),
+	"detail": sprintf("pod or %s must set securityContext.runAsNonRoot=true", [containers_phrase(names_at(unset))]),
 } if {
 	not user_namespace_pod
-	_pod_run_as_non_root != false
-	not _pod_run_as_non_root == true
-	every c in containers {
-		_get(_security_context(c), "runAsNonRoot", null) != false
-	}
-	implicit := [_name(c) | some c in containers; _get(_security_context(c), "runAsNonRoot", null) == null]
-	count(implicit) > 0
+	not pod_security_context.runAsNonRoot == false
+	not pod_security_context.runAsNonRoot == true
+	count(_explicit_root) == 0
+	unset := {i | some i, c in containers; object.get(c, ["securityContext", "runAsNonRoot"], null) == null}
+	count(unset) > 0
 }

@@ -11,7 +11,7 @@ result["runAsUser"] := {
 	"detail": sprintf("%s must not set runAsUser=0", [concat(" and ", setters)]),
 } if {
 	not user_namespace_pod
-	bad := [_name(c) | some c in containers; _security_context(c).runAsUser == 0]
+	bad := [_name(c) | some c in containers; c.securityContext.runAsUser == 0]
 	setters := array.concat(
 		["pod" | pod_security_context.runAsUser == 0],
 		[containers_phrase(bad) | count(bad) > 0],

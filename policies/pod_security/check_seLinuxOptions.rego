@@ -9,34 +9,35 @@ checks["seLinuxOptions"] := {"level": "baseline", "overrides": []}
 
 selinux_types := {"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"}
 
-# _bad_selinux_options is the securityContext's seLinuxOptions when set and invalid.
-_bad_selinux_options(security_context) := options if {
-	options := _get(security_context, "seLinuxOptions", null)
-	options != null
-	_invalid_selinux_options(options)
-}
-
 _invalid_selinux_options(options) if not selinux_types[_get(options, "type", "")]
 
 _invalid_selinux_options(options) if _get(options, "user", "") != ""
 
 _invalid_selinux_options(options) if _get(options, "role", "") != ""
 
+_pod_bad_selinux := [options |
+	options := pod_security_context.seLinuxOptions
+	options != null
+	_invalid_selinux_options(options)
+]
+
+_containers_bad_selinux := [{"index": i, "options": options} |
+	some i, c in containers
+	options := c.securityContext.seLinuxOptions
+	options != null
+	_invalid_selinux_options(options)
+]
+
 result["seLinuxOptions"] := {
 	"reason": "seLinuxOptions",
 	"detail": sprintf("%s set forbidden securityContext.seLinuxOptions: %s", [concat(" and ", setters), concat("; ", data_parts)]),
 } if {
-	pod_bad := [options | options := _bad_selinux_options(pod_security_context)]
-	container_bad := [{"name": _name(c), "options": options} |
-		some c in containers
-		options := _bad_selinux_options(_security_context(c))
-	]
+	count(_pod_bad_selinux) + count(_containers_bad_selinux) > 0
 	setters := array.concat(
-		["pod" | count(pod_bad) > 0],
-		[containers_phrase([b.name | some b in container_bad]) | count(container_bad) > 0],
+		["pod" | count(_pod_bad_selinux) > 0],
+		[containers_phrase(names_at({e.index | some e in _containers_bad_selinux})) | count(_containers_bad_selinux) > 0],
 	)
-	count(setters) > 0
-	all_bad := array.concat(pod_bad, [b.options | some b in container_bad])
+	all_bad := array.concat(_pod_bad_selinux, [e.options | some e in _containers_bad_selinux])
 	types := {t | some options in all_bad; t := _get(options, "type", ""); not selinux_types[t]}
 	users := [1 | some options in all_bad; _get(options, "user", "") != ""]
 	roles := [1 | some options in all_bad; _get(options, "role", "") != ""]

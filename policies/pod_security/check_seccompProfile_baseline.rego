@@ -9,19 +9,19 @@ checks["seccompProfile_baseline"] := {"level": "baseline", "overrides": []}
 
 seccomp_profile_types := {"RuntimeDefault", "Localhost"}
 
-# _bad_seccomp_type is the type a securityContext sets, when set and not allowed.
-_bad_seccomp_type(security_context) := profile_type if {
-	profile := _get(security_context, "seccompProfile", null)
+# A profile that is set (not null) with a type that is not allowed; a missing
+# type reads as "".
+_pod_bad_seccomp := [_str(object.get(profile, "type", "")) |
+	profile := pod_security_context.seccompProfile
 	profile != null
-	profile_type := _get(profile, "type", "")
-	not seccomp_profile_types[profile_type]
-}
+	not seccomp_profile_types[object.get(profile, "type", "")]
+]
 
-pod_bad_seccomp := [t | t := _bad_seccomp_type(pod_security_context)]
-
-containers_bad_seccomp := [{"name": _name(c), "type": t} |
-	some c in containers
-	t := _bad_seccomp_type(_security_context(c))
+_containers_bad_seccomp := [{"index": i, "type": _str(object.get(profile, "type", ""))} |
+	some i, c in containers
+	profile := c.securityContext.seccompProfile
+	profile != null
+	not seccomp_profile_types[object.get(profile, "type", "")]
 ]
 
 # _seccomp_explicit_result covers the pod or containers setting a bad type,
@@ -30,12 +30,12 @@ _seccomp_explicit_result := {
 	"reason": "seccompProfile",
 	"detail": sprintf("%s must not set securityContext.seccompProfile.type to %s", [concat(" and ", setters), join_quote(sort(types))]),
 } if {
+	count(_pod_bad_seccomp) + count(_containers_bad_seccomp) > 0
 	setters := array.concat(
-		["pod" | count(pod_bad_seccomp) > 0],
-		[containers_phrase([b.name | some b in containers_bad_seccomp]) | count(containers_bad_seccomp) > 0],
+		["pod" | count(_pod_bad_seccomp) > 0],
+		[containers_phrase(names_at({e.index | some e in _containers_bad_seccomp})) | count(_containers_bad_seccomp) > 0],
 	)
-	count(setters) > 0
-	types := {t | some t in pod_bad_seccomp} | {b.type | some b in containers_bad_seccomp}
+	types := {t | some t in _pod_bad_seccomp} | {e.type | some e in _containers_bad_seccomp}
 }
 
 result["seccompProfile_baseline"] := _seccomp_explicit_result

@@ -7,21 +7,17 @@ package portcullis.pod_security
 
 checks["seccompProfile_restricted"] := {"level": "restricted", "overrides": ["seccompProfile_baseline"]}
 
-_pod_seccomp_set if {
-	profile := _get(pod_security_context, "seccompProfile", null)
-	profile != null
-	seccomp_profile_types[_get(profile, "type", "")]
-}
+_pod_seccomp_set if seccomp_profile_types[object.get(pod_security_context, ["seccompProfile", "type"], "")]
 
 result["seccompProfile_restricted"] := _seccomp_explicit_result if not windows_pod
 
 result["seccompProfile_restricted"] := {
 	"reason": "seccompProfile",
-	"detail": sprintf("pod or %s must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\"", [containers_phrase(implicit)]),
+	"detail": sprintf("pod or %s must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\"", [containers_phrase(names_at(unset))]),
 } if {
 	not windows_pod
 	not _seccomp_explicit_result
 	not _pod_seccomp_set
-	implicit := [_name(c) | some c in containers; not _set(_security_context(c), "seccompProfile")]
-	count(implicit) > 0
+	unset := {i | some i, c in containers; object.get(c, ["securityContext", "seccompProfile"], null) == null}
+	count(unset) > 0
 }

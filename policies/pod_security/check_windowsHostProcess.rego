@@ -6,15 +6,13 @@ package portcullis.pod_security
 
 checks["windowsHostProcess"] := {"level": "baseline", "overrides": []}
 
-_host_process(security_context) if _get(security_context, "windowsOptions", {}).hostProcess == true
-
 result["windowsHostProcess"] := {
 	"reason": "hostProcess",
 	"detail": sprintf("%s must not set securityContext.windowsOptions.hostProcess=true", [concat(" and ", setters)]),
 } if {
-	bad := [_name(c) | some c in containers; _host_process(_security_context(c))]
+	bad := [_name(c) | some c in containers; c.securityContext.windowsOptions.hostProcess == true]
 	setters := array.concat(
-		["pod" | _host_process(pod_security_context)],
+		["pod" | pod_security_context.windowsOptions.hostProcess == true],
 		[containers_phrase(bad) | count(bad) > 0],
 	)
 	count(setters) > 0

@@ -225,8 +225,15 @@ warn contains {"msg": sprintf("unknown level %q in configuration, enforcing \"re
 }
 
 # ---------------------------------------------------------------------------
-# Helpers shared by the checks. Go decodes a JSON null as the zero value, so
-# a null field reads exactly like an absent one.
+# Helpers shared by the checks.
+#
+# Go decodes a JSON null as the zero value, so a null field must read exactly
+# like an absent one. The checks test fields with plain references
+# (c.securityContext.privileged == true is undefined for an absent or null
+# field) and object.get with a path (which treats a null step as absent), and
+# call helper functions only to build the message of a failing check: a user
+# function call costs far more than a reference, and the passing path runs for
+# every container of every pod.
 
 # _get is o[k], or d when o[k] is absent or null.
 _get(o, k, d) := v if {
@@ -241,7 +248,12 @@ _list(o, k) := v if {
 } else := []
 
 # _set is o[k] when present and not null (Go: a non-nil pointer).
-_set(o, k) if _get(o, k, null) != null
+_set(o, k) if o[k] != null
+
+# _str is s, or "" for null (a null list element decodes to "").
+_str(s) := "" if s == null
+
+else := s
 
 pod_security_context := _get(spec, "securityContext", {})
 
@@ -249,20 +261,23 @@ pod_security_context := _get(spec, "securityContext", {})
 # ephemeral), as an array so duplicates and order are kept.
 containers := [c |
 	some field in ["initContainers", "containers", "ephemeralContainers"]
-	some c in _list(spec, field)
+	some c in spec[field]
 ]
 
-volumes := _list(spec, "volumes")
+volumes := [v | some v in spec.volumes]
 
 _name(c) := _get(c, "name", "")
 
 _security_context(c) := _get(c, "securityContext", {})
 
+# names_at lists the names of the containers at the given indices, in order.
+names_at(indices) := [_name(containers[i]) | some i in sort(indices)]
+
 # Windows pods (spec.os.name=windows) skip the Linux-only restricted checks.
-windows_pod if _get(_get(spec, "os", {}), "name", "") == "windows"
+windows_pod if spec.os.name == "windows"
 
 # Pods in a user namespace (hostUsers: false) relax some checks since v1.35.
-user_namespace_pod if _get(spec, "hostUsers", null) == false
+user_namespace_pod if spec.hostUsers == false
 
 # join_quote renders names as upstream's joinQuote: "a", "b".
 join_quote(items) := "" if count(items) == 0
@@ -275,8 +290,3 @@ pluralize(_, plural, n) := plural if n != 1
 
 # containers_phrase renders `container "a"` / `containers "a", "b"`.
 containers_phrase(names) := sprintf("%s %s", [pluralize("container", "containers", count(names)), join_quote(names)])
-
-# _str is s, or "" for null (a null list element decodes to "").
-_str(s) := "" if s == null
-
-else := s
