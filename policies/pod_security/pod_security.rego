@@ -52,7 +52,10 @@ default_level := normalize_level(_get(settings, "level", "restricted"))
 
 namespace_levels := _get(settings, "namespace_levels", {})
 
-request_namespace := _get(input.request, "namespace", "")
+request_namespace := ns if {
+	ns := input.request.namespace
+	ns != null
+} else := ""
 
 # level is the level enforced on this request: an exact namespace_levels key
 # wins; otherwise, of the glob patterns matching the namespace, the strictest
@@ -85,9 +88,12 @@ templates_mode := _get(settings, "templates", "deny")
 # ---------------------------------------------------------------------------
 # What is evaluated, mirroring upstream admission.go.
 
-operation := _get(input.request, "operation", "")
+operation := input.request.operation
 
-subresource := _get(input.request, "subResource", "")
+subresource := s if {
+	s := input.request.subResource
+	s != null
+} else := ""
 
 # The pod under review: pod.metadata and pod.spec (from the Pod or the
 # template), as the lib finds it.
@@ -144,13 +150,15 @@ exempt if {
 }
 
 exempt if {
-	username := _get(_get(input.request, "userInfo", {}), "username", "")
+	username := input.request.userInfo.username
+	is_string(username)
 	username != ""
 	username in _list(exemptions, "usernames")
 }
 
 exempt if {
-	runtime_class := _get(spec, "runtimeClassName", "")
+	runtime_class := spec.runtimeClassName
+	is_string(runtime_class)
 	runtime_class != ""
 	runtime_class in _list(exemptions, "runtime_classes")
 }
@@ -178,15 +186,16 @@ overridden := {id |
 
 active := {id |
 	some id, check in checks
-	_runs_at(check.level, level)
+	levels_run[level][check.level]
 	not overridden[id]
 }
 
-_runs_at("baseline", "baseline")
-
-_runs_at("baseline", "restricted")
-
-_runs_at("restricted", "restricted")
+# levels_run[level] is the set of check levels run at level.
+levels_run := {
+	"privileged": set(),
+	"baseline": {"baseline"},
+	"restricted": {"baseline", "restricted"},
+}
 
 # violations holds one object per failing check; level is the check's own
 # level (a privileged container fails a "baseline" check also in a restricted
