@@ -190,4 +190,3 @@ func sanitizeJSONError(err error) error {
 	}
 	return errors.New("invalid JSON")
 }
-
