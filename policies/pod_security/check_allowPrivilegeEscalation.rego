@@ -3,8 +3,6 @@ package portcullis.pod_security
 # allowPrivilegeEscalation (restricted): containers[*].securityContext.allowPrivilegeEscalation
 # must be false (unset is not enough). Windows pods are exempt.
 
-checks["allowPrivilegeEscalation"] := {"level": "restricted", "overrides": []}
-
 result["allowPrivilegeEscalation"] := {
 	"reason": "allowPrivilegeEscalation != false",
 	"detail": sprintf("%s must set securityContext.allowPrivilegeEscalation=false", [containers_phrase(bad)]),

@@ -6,8 +6,6 @@ package portcullis.pod_security
 # container.apparmor.security.beta.kubernetes.io/* (allowed: runtime/default,
 # localhost/*, empty, undefined).
 
-checks["appArmorProfile"] := {"level": "baseline", "overrides": []}
-
 apparmor_profile_types := {"RuntimeDefault", "Localhost"}
 
 apparmor_annotation_prefix := "container.apparmor.security.beta.kubernetes.io/"

@@ -4,8 +4,6 @@ package portcullis.pod_security
 # restricted): containers[*].securityContext.capabilities.add.
 # Allowed: undefined/empty, or values from the default set below.
 
-checks["capabilities_baseline"] := {"level": "baseline", "overrides": []}
-
 baseline_capabilities := {
 	"AUDIT_WRITE",
 	"CHOWN",

@@ -4,8 +4,6 @@ package portcullis.pod_security
 # only NET_BIND_SERVICE (containers[*].securityContext.capabilities.drop and
 # .add). Windows pods are exempt.
 
-checks["capabilities_restricted"] := {"level": "restricted", "overrides": ["capabilities_baseline"]}
-
 _missing_drop_all := {i |
 	some i, c in containers
 	not "ALL" in object.get(c, ["securityContext", "capabilities", "drop"], [])

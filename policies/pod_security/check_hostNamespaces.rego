@@ -3,8 +3,6 @@ package portcullis.pod_security
 # hostNamespaces (baseline): spec.hostNetwork, spec.hostPID, spec.hostIPC.
 # Allowed: undefined, false.
 
-checks["hostNamespaces"] := {"level": "baseline", "overrides": []}
-
 result["hostNamespaces"] := {
 	"reason": "host namespaces",
 	"detail": concat(", ", used),

@@ -3,8 +3,6 @@ package portcullis.pod_security
 # hostPathVolumes (baseline; replaced by restrictedVolumes at restricted):
 # spec.volumes[*].hostPath. Allowed: undefined/null.
 
-checks["hostPathVolumes"] := {"level": "baseline", "overrides": []}
-
 result["hostPathVolumes"] := {
 	"reason": "hostPath volumes",
 	"detail": sprintf("%s %s", [pluralize("volume", "volumes", count(bad)), join_quote(bad)]),

@@ -2,8 +2,6 @@ package portcullis.pod_security
 
 # hostPorts (baseline): containers[*].ports[*].hostPort. Allowed: undefined/0.
 
-checks["hostPorts"] := {"level": "baseline", "overrides": []}
-
 _host_ports := [{"index": i, "port": port} |
 	some i, c in containers
 	some p in c.ports

@@ -4,8 +4,6 @@ package portcullis.pod_security
 # (liveness, readiness, startup: httpGet, tcpSocket) and lifecycle handlers
 # (postStart, preStop: httpGet, tcpSocket). Allowed: "", undefined/null.
 
-checks["hostProbesAndHostLifecycle"] := {"level": "baseline", "overrides": []}
-
 _probe_hosts := {{"index": i, "host": host} |
 	some i, c in containers
 	some probe in ["livenessProbe", "readinessProbe", "startupProbe"]

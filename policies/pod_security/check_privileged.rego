@@ -3,8 +3,6 @@ package portcullis.pod_security
 # privileged (baseline): containers must not set securityContext.privileged=true.
 # Allowed: false, undefined/null.
 
-checks["privileged"] := {"level": "baseline", "overrides": []}
-
 result["privileged"] := {
 	"reason": "privileged",
 	"detail": sprintf("%s must not set securityContext.privileged=true", [containers_phrase(bad)]),

@@ -4,8 +4,6 @@ package portcullis.pod_security
 # containers[*].securityContext.procMount. Allowed: undefined/null, "Default",
 # or any value when the pod is in a user namespace (hostUsers: false, v1.35+).
 
-checks["procMount"] := {"level": "baseline", "overrides": []}
-
 _proc_mounts := [{"index": i, "type": proc_mount} |
 	some i, c in containers
 	proc_mount := c.securityContext.procMount

@@ -4,8 +4,6 @@ package portcullis.pod_security
 # only use configMap, csi, downwardAPI, emptyDir, ephemeral, image,
 # persistentVolumeClaim, projected and secret.
 
-checks["restrictedVolumes"] := {"level": "restricted", "overrides": ["hostPathVolumes"]}
-
 allowed_volume_sources := [
 	"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
 	"image", "persistentVolumeClaim", "projected", "secret",

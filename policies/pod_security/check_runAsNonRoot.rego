@@ -5,8 +5,6 @@ package portcullis.pod_security
 # container level when the pod sets true; anything when the pod is in a user
 # namespace (hostUsers: false, v1.35+).
 
-checks["runAsNonRoot"] := {"level": "restricted", "overrides": []}
-
 _explicit_root := [_name(c) | some c in containers; c.securityContext.runAsNonRoot == false]
 
 result["runAsNonRoot"] := {

@@ -4,8 +4,6 @@ package portcullis.pod_security
 # containers[*].securityContext.runAsUser must not be 0, unless the pod is in
 # a user namespace (hostUsers: false, v1.35+). Allowed: non-zero, undefined.
 
-checks["runAsUser"] := {"level": "restricted", "overrides": []}
-
 result["runAsUser"] := {
 	"reason": "runAsUser=0",
 	"detail": sprintf("%s must not set runAsUser=0", [concat(" and ", setters)]),

@@ -5,8 +5,6 @@ package portcullis.pod_security
 # container_t, container_init_t, container_kvm_t, container_engine_t (v1.31+);
 # user and role allowed: undefined/empty.
 
-checks["seLinuxOptions"] := {"level": "baseline", "overrides": []}
-
 selinux_types := {"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"}
 
 _invalid_selinux_options(options) if not selinux_types[_get(options, "type", "")]

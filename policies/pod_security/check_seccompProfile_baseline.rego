@@ -5,8 +5,6 @@ package portcullis.pod_security
 # and containers[*].securityContext.seccompProfile.type.
 # Allowed: RuntimeDefault, Localhost, undefined.
 
-checks["seccompProfile_baseline"] := {"level": "baseline", "overrides": []}
-
 seccomp_profile_types := {"RuntimeDefault", "Localhost"}
 
 # A profile that is set (not null) with a type that is not allowed; a missing

@@ -5,8 +5,6 @@ package portcullis.pod_security
 # container without its own profile inherits a valid pod-level one. Windows
 # pods are exempt. Replaces seccompProfile_baseline.
 
-checks["seccompProfile_restricted"] := {"level": "restricted", "overrides": ["seccompProfile_baseline"]}
-
 _pod_seccomp_set if seccomp_profile_types[object.get(pod_security_context, ["seccompProfile", "type"], "")]
 
 result["seccompProfile_restricted"] := _seccomp_explicit_result if not windows_pod

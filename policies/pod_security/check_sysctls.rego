@@ -3,8 +3,6 @@ package portcullis.pod_security
 # sysctls (baseline): spec.securityContext.sysctls[*].name must be in the
 # safe set (v1.37).
 
-checks["sysctls"] := {"level": "baseline", "overrides": []}
-
 safe_sysctls := {
 	"kernel.shm_rmid_forced",
 	"net.ipv4.ip_local_port_range",

@@ -4,8 +4,6 @@ package portcullis.pod_security
 # and containers[*].securityContext.windowsOptions.hostProcess.
 # Allowed: undefined, false.
 
-checks["windowsHostProcess"] := {"level": "baseline", "overrides": []}
-
 result["windowsHostProcess"] := {
 	"reason": "hostProcess",
 	"detail": sprintf("%s must not set securityContext.windowsOptions.hostProcess=true", [concat(" and ", setters)]),

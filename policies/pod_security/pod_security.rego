@@ -36,21 +36,26 @@ import data.portcullis.lib.kubernetes
 # ---------------------------------------------------------------------------
 # Configuration (policies.pod_security in config.yaml).
 
-settings := kubernetes.policy_config("pod_security")
+# Read directly (not through kubernetes.policy_config): this runs on every
+# request and a rule reference is much cheaper than a function call.
+settings := s if {
+	s := data.portcullis.config.policies.pod_security
+	is_object(s)
+} else := {}
 
 # The levels in increasing strictness. "privileged" (no checks) is accepted in
 # namespace_levels, as in upstream PSA, to switch checks off for a namespace.
 level_rank := {"privileged": 0, "baseline": 1, "restricted": 2}
 
-# An unknown level fails closed: it is treated as restricted (and reported as
-# a warning, see warn below).
-normalize_level(l) := l if level_rank[l]
+configured_level := l if {
+	l := settings.level
+	l != null
+} else := "restricted"
 
-else := "restricted"
-
-default_level := normalize_level(_get(settings, "level", "restricted"))
-
-namespace_levels := _get(settings, "namespace_levels", {})
+namespace_levels := m if {
+	m := settings.namespace_levels
+	is_object(m)
+} else := {}
 
 request_namespace := ns if {
 	ns := input.request.namespace
@@ -60,30 +65,41 @@ request_namespace := ns if {
 # level is the level enforced on this request: an exact namespace_levels key
 # wins; otherwise, of the glob patterns matching the namespace, the strictest
 # level (so overlapping patterns resolve the same way whatever their order);
-# otherwise the default level.
-level := exact_level if {
+# otherwise the default level. An unknown level fails closed: it is enforced
+# as restricted (and reported as a warning, see warn below).
+level := _normalized(configured_level) if {
+	count(namespace_levels) == 0
+} else := _normalized(namespace_levels[request_namespace]) if {
 	request_namespace != ""
-	exact_level := normalize_level(namespace_levels[request_namespace])
+	namespace_levels[request_namespace]
 } else := max_level if {
 	request_namespace != ""
-	ranks := {level_rank[normalize_level(l)] |
+	ranks := {level_rank[_normalized(l)] |
 		some pattern, l in namespace_levels
 		glob.match(pattern, [], request_namespace)
 	}
 	count(ranks) > 0
 	some max_level, rank in level_rank
 	rank == max(ranks)
-} else := default_level
+} else := _normalized(configured_level)
 
-configured_levels contains l if {
-	some l in array.concat([_get(settings, "level", "restricted")], [l | some l in namespace_levels])
+_normalized(l) := l if level_rank[l]
+
+else := "restricted"
+
+invalid_levels contains l if {
+	some l in array.concat([configured_level], [l | some l in namespace_levels])
+	not level_rank[l]
 }
 
-exemptions := _get(settings, "exemptions", {})
+exemptions := e if {
+	e := settings.exemptions
+	is_object(e)
+} else := {}
 
 # Templates are denied by default; templates: warn turns their violations
 # into warnings (upstream PSA itself only warns and audits on templates).
-templates_mode := _get(settings, "templates", "deny")
+templates_mode := object.get(settings, "templates", "deny")
 
 # ---------------------------------------------------------------------------
 # What is evaluated, mirroring upstream admission.go.
@@ -146,21 +162,21 @@ insignificant_pod_update if {
 # classes are exact strings, as upstream. Empty values never match.
 exempt if {
 	request_namespace != ""
-	kubernetes.namespace_matches(request_namespace, _list(exemptions, "namespaces"))
+	kubernetes.namespace_matches(request_namespace, object.get(exemptions, "namespaces", []))
 }
 
 exempt if {
 	username := input.request.userInfo.username
 	is_string(username)
 	username != ""
-	username in _list(exemptions, "usernames")
+	username in object.get(exemptions, "usernames", [])
 }
 
 exempt if {
 	runtime_class := spec.runtimeClassName
 	is_string(runtime_class)
 	runtime_class != ""
-	runtime_class in _list(exemptions, "runtime_classes")
+	runtime_class in object.get(exemptions, "runtime_classes", [])
 }
 
 applies if {
@@ -173,28 +189,53 @@ applies if {
 # ---------------------------------------------------------------------------
 # The check registry: which checks run at the level.
 
-# checks[id] = {"level": "baseline"|"restricted", "overrides": [ids]} is
-# filled by the check_*.rego files. As upstream, restricted runs every
-# baseline check except those a restricted check overrides (for example
-# restrictedVolumes replaces hostPathVolumes).
-# Complete rules (not partial sets), so each is computed once per query.
-overridden := {id |
-	level == "restricted"
-	some check in checks
-	some id in check.overrides
+# checks is the check registry, as upstream's: each check's level and the
+# baseline checks it replaces at restricted (for example restrictedVolumes
+# replaces hostPathVolumes). check_<id>.rego computes result.<id> (reason and
+# detail) when the pod fails the check. As upstream, restricted runs every
+# baseline check except those a restricted check overrides. A constant
+# object rather than one rule per file: enumerating 19 rules on every request
+# costs more than all the checks of a typical pod.
+checks := {
+	"appArmorProfile": {"level": "baseline", "overrides": []},
+	"capabilities_baseline": {"level": "baseline", "overrides": []},
+	"hostNamespaces": {"level": "baseline", "overrides": []},
+	"hostPathVolumes": {"level": "baseline", "overrides": []},
+	"hostPorts": {"level": "baseline", "overrides": []},
+	"hostProbesAndHostLifecycle": {"level": "baseline", "overrides": []},
+	"privileged": {"level": "baseline", "overrides": []},
+	"procMount": {"level": "baseline", "overrides": []},
+	"seLinuxOptions": {"level": "baseline", "overrides": []},
+	"seccompProfile_baseline": {"level": "baseline", "overrides": []},
+	"sysctls": {"level": "baseline", "overrides": []},
+	"windowsHostProcess": {"level": "baseline", "overrides": []},
+	"allowPrivilegeEscalation": {"level": "restricted", "overrides": []},
+	"capabilities_restricted": {"level": "restricted", "overrides": ["capabilities_baseline"]},
+	"procMount_restricted": {"level": "restricted", "overrides": ["procMount"]},
+	"restrictedVolumes": {"level": "restricted", "overrides": ["hostPathVolumes"]},
+	"runAsNonRoot": {"level": "restricted", "overrides": []},
+	"runAsUser": {"level": "restricted", "overrides": []},
+	"seccompProfile_restricted": {"level": "restricted", "overrides": ["seccompProfile_baseline"]},
 }
 
-active := {id |
-	some id, check in checks
-	levels_run[level][check.level]
-	not overridden[id]
-}
-
-# levels_run[level] is the set of check levels run at level.
-levels_run := {
+# active_checks[level] lists the checks run at each level, as upstream's
+# registry derives them from checks: baseline runs the baseline checks;
+# restricted runs every check except the baseline checks a restricted check
+# overrides. Spelled out (and kept equal to what checks implies by
+# test_active_checks_follow_the_registry) so that no request recomputes it.
+active_checks := {
 	"privileged": set(),
-	"baseline": {"baseline"},
-	"restricted": {"baseline", "restricted"},
+	"baseline": {
+		"appArmorProfile", "capabilities_baseline", "hostNamespaces", "hostPathVolumes",
+		"hostPorts", "hostProbesAndHostLifecycle", "privileged", "procMount",
+		"seLinuxOptions", "seccompProfile_baseline", "sysctls", "windowsHostProcess",
+	},
+	"restricted": {
+		"appArmorProfile", "hostNamespaces", "hostPorts", "hostProbesAndHostLifecycle",
+		"privileged", "seLinuxOptions", "sysctls", "windowsHostProcess",
+		"allowPrivilegeEscalation", "capabilities_restricted", "procMount_restricted",
+		"restrictedVolumes", "runAsNonRoot", "runAsUser", "seccompProfile_restricted",
+	},
 }
 
 # violations holds one object per failing check; level is the check's own
@@ -202,7 +243,7 @@ levels_run := {
 # namespace). msg is upstream's "<reason> (<detail>)".
 violations contains {"msg": msg, "check": id, "level": checks[id].level} if {
 	applies
-	some id in active
+	some id in active_checks[level]
 	msg := _message(result[id])
 }
 
@@ -229,8 +270,7 @@ warn contains violation if {
 
 warn contains {"msg": sprintf("unknown level %q in configuration, enforcing \"restricted\"", [l])} if {
 	applies
-	some l in configured_levels
-	not level_rank[l]
+	some l in invalid_levels
 }
 
 # ---------------------------------------------------------------------------

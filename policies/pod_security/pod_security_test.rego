@@ -315,3 +315,48 @@ test_nulls_read_as_absent if {
 	}
 	count(baseline(spec)) == 0
 }
+
+# ---------------------------------------------------------------------------
+# The registry.
+
+test_active_checks_follow_the_registry if {
+	baseline := {id | some id, check in pod_security.checks; check.level == "baseline"}
+	overridden := {id | some check in pod_security.checks; some id in check.overrides}
+	restricted := {id | some id, check in pod_security.checks; check.level == "restricted"} | (baseline - overridden)
+	count(pod_security.active_checks.privileged) == 0
+	pod_security.active_checks.baseline == baseline
+	pod_security.active_checks.restricted == restricted
+	count(pod_security.checks) == 19
+}
+
+# Every check in the registry has a result rule: a pod failing everything
+# fails every check of its level.
+failing_everything := {
+	"hostNetwork": true,
+	"securityContext": {
+		"runAsUser": 0,
+		"seccompProfile": {"type": "Unconfined"},
+		"appArmorProfile": {"type": "Unconfined"},
+		"seLinuxOptions": {"type": "spc_t"},
+		"sysctls": [{"name": "kernel.msgmax", "value": "1"}],
+		"windowsOptions": {"hostProcess": true},
+	},
+	"volumes": [{"name": "host", "hostPath": {"path": "/"}}],
+	"containers": [{
+		"name": "app",
+		"image": "x",
+		"ports": [{"containerPort": 80, "hostPort": 80}],
+		"livenessProbe": {"httpGet": {"port": 80, "host": "10.0.0.1"}},
+		"securityContext": {
+			"privileged": true,
+			"procMount": "Unmasked",
+			"runAsNonRoot": false,
+			"capabilities": {"add": ["SYS_ADMIN"]},
+		},
+	}],
+}
+
+test_every_check_can_fail if {
+	checks_of(baseline(failing_everything)) == pod_security.active_checks.baseline
+	checks_of(restricted(failing_everything)) == pod_security.active_checks.restricted
+}
