@@ -102,9 +102,11 @@ type comparer struct {
 	ours   *podSecurityPolicy
 	// checkLevels is each upstream check's level, which our violations carry.
 	checkLevels map[string]string
-	compared    int
-	disagreed   int
-	maxReports  int
+	// failures counts, per "level/check", the pods upstream failed it on.
+	failures   map[string]int
+	compared   int
+	disagreed  int
+	maxReports int
 }
 
 // oracleConfig maps the two oracle namespaces to their levels.
@@ -150,6 +152,15 @@ func (cmp *comparer) compare(c oracleCase) {
 	}
 	for _, l := range oracleLevels {
 		want := cmp.oracle.evaluate(t, l.level, &typed)
+		if cmp.failures == nil {
+			cmp.failures = map[string]int{}
+		}
+		for id := range want {
+			cmp.failures[string(l.level)+"/"+id]++
+		}
+		if len(want) == 0 {
+			cmp.failures[string(l.level)+"/(allowed)"]++
+		}
 		d := cmp.ours.eval(t, admissionReview(c.kind, l.namespace, obj))
 		got := map[string]string{}
 		var problems []string
@@ -315,6 +326,29 @@ func TestPodSecurityOracleGenerated(t *testing.T) {
 		cmp.compare(oracleCase{name: fmt.Sprintf("generated pod %d", i), kind: kind, pod: g.pod()})
 	}
 	cmp.finish()
+
+	// The generator must exercise every check at its levels, failing and
+	// passing, and produce allowed pods at both levels.
+	least := n / 100
+	for _, c := range policy.DefaultChecks() {
+		levels := []api.Level{api.LevelBaseline, api.LevelRestricted}
+		if c.Level == api.LevelRestricted {
+			levels = levels[1:]
+		}
+		for _, level := range levels {
+			key := string(level) + "/" + string(c.ID)
+			overridden := level == api.LevelRestricted && slices.Contains([]string{"capabilities_baseline", "seccompProfile_baseline", "hostPathVolumes", "procMount"}, string(c.ID))
+			if got := cmp.failures[key]; !overridden && (got < least || got > n-least) {
+				t.Errorf("%s failed on %d of %d generated pods: the generator does not exercise it both ways", key, got, n)
+			}
+		}
+	}
+	for _, level := range []string{"baseline", "restricted"} {
+		if got := cmp.failures[level+"/(allowed)"]; got < least {
+			t.Errorf("only %d of %d generated pods allowed at %s", got, n, level)
+		}
+	}
+	t.Logf("upstream failures per check: %v", cmp.failures)
 }
 
 // podGenerator builds pod documents (map trees, as JSON would decode) that
@@ -424,12 +458,17 @@ func (g *podGenerator) pod() map[string]any {
 	return map[string]any{"metadata": metadata, "spec": spec}
 }
 
-// containerNames returns 7 unique names, a few with characters that quoting
-// must not escape differently from upstream.
+// containerNames returns 7 names, a few with characters that quoting must
+// not escape differently from upstream, and sometimes a duplicate (invalid
+// in a real pod, but upstream lists duplicates in some messages and not in
+// others, and so must we).
 func (g *podGenerator) containerNames() []string {
 	names := []string{"app", "sidecar", "init", "debug", "c4", "c5", "c6"}
 	if g.chance(0.1) {
 		names[g.r.IntN(len(names))] = g.oneOf(`qu"ote`, "ünïcode", `back\slash`, "").(string)
+	}
+	if g.chance(0.1) {
+		names[1] = names[0]
 	}
 	g.r.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
 	return names
@@ -562,6 +601,9 @@ func (g *podGenerator) volume() any {
 	v := map[string]any{"name": g.oneOf("data", "config", "host", "cache", "scratch")}
 	for range g.r.IntN(3) { // 0, 1 or 2 sources (0 is "unknown" to upstream)
 		source := genVolumeSources[g.r.IntN(len(genVolumeSources))]
+		if g.chance(0.2) {
+			source = "hostPath" // the one baseline forbids
+		}
 		if g.chance(0.1) {
 			v[source] = nil
 		} else {
