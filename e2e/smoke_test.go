@@ -9,7 +9,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
@@ -88,15 +87,17 @@ func TestRenderedManifestsApply(t *testing.T) {
 	for _, overlay := range []string{"cert-manager", "self-signed"} {
 		t.Run(overlay, func(t *testing.T) {
 			objs := renderObjects(t, overlay)
-			// The namespace for real (namespaced dry runs need it), the rest
-			// as a server-side dry run.
+			// The namespace for real, as rendered (namespaced dry runs need
+			// it, and Pod Security reads its labels), the rest as a
+			// server-side dry run.
 			for _, u := range objs {
 				if u.GetKind() != "Namespace" {
 					continue
 				}
-				_, err := dyn.Resource(mapper[u.GroupVersionKind().String()]).Create(ctx, u, metav1.CreateOptions{})
-				if err != nil && !apierrors.IsAlreadyExists(err) {
-					t.Fatalf("create %s: %v", describe(u), err)
+				_, err := dyn.Resource(mapper[u.GroupVersionKind().String()]).Apply(ctx, u.GetName(), u,
+					metav1.ApplyOptions{FieldManager: "e2e", Force: true})
+				if err != nil {
+					t.Fatalf("apply %s: %v", describe(u), err)
 				}
 			}
 			for _, u := range objs {
