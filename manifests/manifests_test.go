@@ -688,7 +688,7 @@ func TestCertManager(t *testing.T) {
 }
 
 // TestRenderedUpToDate keeps rendered/ (what users apply without kustomize)
-// in step with the sources. Regenerate with `go run ./manifests/render`
+// in step with the sources. Regenerate with `go run ./manifests/cmd/render`
 // from the repository root (make manifests).
 func TestRenderedUpToDate(t *testing.T) {
 	for _, overlay := range manifests.Overlays() {
@@ -700,7 +700,7 @@ func TestRenderedUpToDate(t *testing.T) {
 			}
 			_, body, ok := bytes.Cut(got, []byte("\n"))
 			if !ok || !bytes.Equal(body, render(t, overlay).yaml) {
-				t.Errorf("%s is out of date: run `make manifests` (go run ./manifests/render)", path)
+				t.Errorf("%s is out of date: run `make manifests` (go run ./manifests/cmd/render)", path)
 			}
 		})
 	}
