@@ -4,10 +4,12 @@
 // configuration, idempotence over generated pods and reinvocation, Pod
 // Security restricted on the results, and benchmarks.
 //
-// Golden files live in testdata/: <case>.in.yaml is a Pod (its
-// metadata.namespace is the request's namespace), <case>.config.yaml an
-// optional configuration merged over the defaults, <case>.golden.yaml the
-// result. Regenerate with UPDATE_GOLDEN=1 go test ./policies/mutations/.
+// Golden files live in testdata/, all YAML: <case>.pod.in is a Pod (its
+// metadata.namespace is the request's namespace), <case>.config.in an
+// optional configuration merged over the defaults, <case>.golden the result.
+// They do not end in .yaml because `opa test policies/` loads every YAML
+// file under policies/ as data. Regenerate with
+// UPDATE_GOLDEN=1 go test ./policies/mutations/.
 package mutations_test
 
 import (
@@ -169,16 +171,16 @@ type golden struct {
 }
 
 func TestGoldenMutations(t *testing.T) {
-	inputs, err := filepath.Glob(filepath.Join("testdata", "*.in.yaml"))
+	inputs, err := filepath.Glob(filepath.Join("testdata", "*.pod.in"))
 	if err != nil || len(inputs) < 10 {
 		t.Fatalf("want at least 10 golden cases, found %d (%v)", len(inputs), err)
 	}
 	base := newEngine(t)
 	for _, in := range inputs {
-		name := strings.TrimSuffix(filepath.Base(in), ".in.yaml")
+		name := strings.TrimSuffix(filepath.Base(in), ".pod.in")
 		t.Run(name, func(t *testing.T) {
 			eng := base
-			if cfg, err := os.ReadFile(filepath.Join("testdata", name+".config.yaml")); err == nil {
+			if cfg, err := os.ReadFile(filepath.Join("testdata", name+".config.in")); err == nil {
 				eng = newEngine(t, cfg)
 			}
 			src, err := os.ReadFile(in)
@@ -204,7 +206,7 @@ func TestGoldenMutations(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			goldenFile := filepath.Join("testdata", name+".golden.yaml")
+			goldenFile := filepath.Join("testdata", name+".golden")
 			if os.Getenv(updateEnv) == "1" {
 				if err := os.WriteFile(goldenFile, out, 0o644); err != nil {
 					t.Fatal(err)
