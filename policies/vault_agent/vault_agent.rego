@@ -95,25 +95,32 @@ ann := kubernetes.pod_annotations
 
 key(name) := concat("", [prefix, name])
 
-has(name) if _ = ann[key(name)]
+# va holds the vault.hashicorp.com/ annotations by their short name
+# ("role"), built once so that the many lookups below are one object.get
+# each, without building the full key every time.
+va := {name: value |
+	some k, value in ann
+	startswith(k, prefix)
+	name := substring(k, count(prefix), -1)
+}
 
-annotation(name, def) := object.get(ann, key(name), def)
+has(name) if _ = va[name]
+
+# Lookups below are written object.get(va, NAME, DEFAULT) (and
+# object.get(parsed_flags, ...) for booleans) rather than through a helper
+# function: a Rego function call costs several microseconds, and there are
+# dozens per request.
 
 true_strings := {"1", "t", "T", "TRUE", "true", "True"}
 
 false_strings := {"0", "f", "F", "FALSE", "false", "False"}
 
-# flag parses a boolean annotation the way vault-k8s does (strconv.ParseBool);
-# def when absent. An unparsable value also yields def, and a deny.
-flag(name, _) if ann[key(name)] in true_strings
-
-flag(name, _) := false if ann[key(name)] in false_strings
-
-# (The value is fetched first: in `not ann[k] in S` an absent key would make
-# the whole body undefined rather than the membership false.)
-flag(name, def) := def if {
-	value := object.get(ann, key(name), null)
-	not value in bool_strings
+# parsed_flags: every vault annotation whose value parses as a boolean the
+# way vault-k8s parses them (strconv.ParseBool), parsed.
+parsed_flags := {name: parsed |
+	some name, value in va
+	value in bool_strings
+	parsed := value in true_strings
 }
 
 bool_strings := true_strings | false_strings
@@ -166,40 +173,40 @@ candidate if {
 # active is true when the pod asks for injection and has not had it.
 active if {
 	candidate
-	flag("agent-inject", false) == true
+	object.get(parsed_flags, "agent-inject", false) == true
 	not already_injected
 }
 
 # --- settings from annotations and config ---------------------------------
 
-pre_populate := flag("agent-pre-populate", true)
+pre_populate := object.get(parsed_flags, "agent-pre-populate", true)
 
-pre_populate_only := flag("agent-pre-populate-only", false)
+pre_populate_only := object.get(parsed_flags, "agent-pre-populate-only", false)
 
-init_first := flag("agent-init-first", false)
+init_first := object.get(parsed_flags, "agent-init-first", false)
 
-native_sidecar := flag("agent-native-sidecar", cfg.native_sidecar)
+native_sidecar := object.get(parsed_flags, "agent-native-sidecar", cfg.native_sidecar)
 
 # The long-running agent: absent with pre-populate-only.
 run_sidecar if not pre_populate_only
 
-address := annotation("service", cfg.address)
+address := object.get(va, "service", cfg.address)
 
-auth_type := annotation("auth-type", cfg.auth_type)
+auth_type := object.get(va, "auth-type", cfg.auth_type)
 
-auth_path := annotation("auth-path", cfg.auth_path)
+auth_path := object.get(va, "auth-path", cfg.auth_path)
 
-role := annotation("role", "")
+role := object.get(va, "role", "")
 
-image := annotation("agent-image", cfg.image)
+image := object.get(va, "agent-image", cfg.image)
 
-secret_volume_path := annotation("secret-volume-path", "/vault/secrets")
+secret_volume_path := object.get(va, "secret-volume-path", "/vault/secrets")
 
-default_template := lower(annotation("agent-inject-default-template", cfg.default_template))
+default_template := lower(object.get(va, "agent-inject-default-template", cfg.default_template))
 
-run_as_user_raw := annotation("agent-run-as-user", as_string(cfg.run_as_user))
+run_as_user_raw := object.get(va, "agent-run-as-user", as_string(cfg.run_as_user))
 
-run_as_group_raw := annotation("agent-run-as-group", as_string(cfg.run_as_group))
+run_as_group_raw := object.get(va, "agent-run-as-group", as_string(cfg.run_as_group))
 
 uid_pattern := `^[0-9]{1,10}$`
 
@@ -213,16 +220,16 @@ as_string(x) := x if is_string(x)
 as_string(x) := format_int(x, 10) if is_number(x)
 
 # vault-k8s turns the security context on when a UID or GID is given.
-set_security_context := flag("agent-set-security-context", sc_default)
+set_security_context := object.get(parsed_flags, "agent-set-security-context", sc_default)
 
 sc_default if {
 	some name in ["agent-run-as-user", "agent-run-as-group"]
 	has(name)
 } else := cfg.set_security_context
 
-revoke_on_shutdown := flag("agent-revoke-on-shutdown", cfg.revoke_on_shutdown)
+revoke_on_shutdown := object.get(parsed_flags, "agent-revoke-on-shutdown", cfg.revoke_on_shutdown)
 
-revoke_grace := annotation("agent-revoke-grace", as_string(cfg.revoke_grace))
+revoke_grace := object.get(va, "agent-revoke-grace", as_string(cfg.revoke_grace))
 
 # --- secrets ---------------------------------------------------------------
 
@@ -231,40 +238,41 @@ secret_prefixes := ["agent-inject-secret-", "agent-inject-template-file-", "agen
 # raw_secret_names: everything after a secret, template-file or template
 # prefix whose annotation is not blank (vault-k8s's rule).
 raw_secret_names contains raw if {
-	some k, value in ann
+	some name, value in va
+	startswith(name, "agent-inject-")
 	trim_space(value) != ""
 	some p in secret_prefixes
-	full := key(p)
-	startswith(k, full)
-	not shadowed(p, k)
-	raw := substring(k, count(full), -1)
+	startswith(name, p)
+	not shadowed(p, name)
+	raw := substring(name, count(p), -1)
 	raw != ""
 }
 
 # agent-inject-template-file-x names secret x, not secret "file-x".
-shadowed("agent-inject-template-", k) if startswith(k, key("agent-inject-template-file-"))
+shadowed("agent-inject-template-", name) if startswith(name, "agent-inject-template-file-")
 
-preserve_case(raw) := flag(concat("", ["preserve-secret-case-", raw]), flag("preserve-secret-case", false))
+global_preserve_case := object.get(parsed_flags, "preserve-secret-case", false)
 
-secret_name(raw) := raw if preserve_case(raw)
+# secret_name: the file name, lower-cased unless preserve-secret-case(-<raw>).
+secret_name(raw, true) := raw
 
-secret_name(raw) := lower(raw) if not preserve_case(raw)
+secret_name(raw, false) := lower(raw)
 
-secret_setting(name, raw, def) := annotation(concat("", [name, "-", raw]), def)
-
+# Per-secret settings are annotations named <setting>-<raw name>, looked up
+# inline (see the note on object.get above).
 secrets := [s |
 	some raw in sort(raw_secret_names)
 	s := {
 		"raw": raw,
-		"name": secret_name(raw),
-		"path": secret_setting("agent-inject-secret", raw, ""),
-		"template": secret_setting("agent-inject-template", raw, ""),
-		"template_file": secret_setting("agent-inject-template-file", raw, ""),
-		"mount_path": secret_setting("secret-volume-path", raw, secret_volume_path),
-		"command": secret_setting("agent-inject-command", raw, ""),
-		"file": secret_setting("agent-inject-file", raw, ""),
-		"perms": secret_setting("agent-inject-perms", raw, ""),
-		"error_on_missing_key": flag(concat("", ["error-on-missing-key-", raw]), false),
+		"name": secret_name(raw, object.get(parsed_flags, concat("-", ["preserve-secret-case", raw]), global_preserve_case)),
+		"path": object.get(va, concat("-", ["agent-inject-secret", raw]), ""),
+		"template": object.get(va, concat("-", ["agent-inject-template", raw]), ""),
+		"template_file": object.get(va, concat("-", ["agent-inject-template-file", raw]), ""),
+		"mount_path": object.get(va, concat("-", ["secret-volume-path", raw]), secret_volume_path),
+		"command": object.get(va, concat("-", ["agent-inject-command", raw]), ""),
+		"file": object.get(va, concat("-", ["agent-inject-file", raw]), ""),
+		"perms": object.get(va, concat("-", ["agent-inject-perms", raw]), ""),
+		"error_on_missing_key": object.get(parsed_flags, concat("-", ["error-on-missing-key", raw]), false),
 	}
 ]
 
@@ -339,7 +347,7 @@ secret_mounts := array.concat(
 
 # --- service account token --------------------------------------------------
 
-sa_volume_name := annotation("agent-service-account-token-volume-name", "")
+sa_volume_name := object.get(va, "agent-service-account-token-volume-name", "")
 
 default_sa_mount_path := "/var/run/secrets/vault.hashicorp.com/serviceaccount"
 
@@ -396,15 +404,15 @@ compact(obj) := {k: v | some k, v in obj; not empty(v)}
 
 empty(v) if v in {"", false, null, {}, []}
 
-auth_config_prefix := key("auth-config-")
+auth_config_prefix := "auth-config-"
 
 auth_config := object.union(
 	object.union(
 		{"token_path": concat("/", [sa_token.mount_path, sa_token.token_path])},
 		{param: value |
-			some k, value in ann
-			startswith(k, auth_config_prefix)
-			param := replace(substring(k, count(auth_config_prefix), -1), "-", "_")
+			some name, value in va
+			startswith(name, auth_config_prefix)
+			param := replace(substring(name, count(auth_config_prefix), -1), "-", "_")
 		},
 	),
 	compact({"role": role}),
@@ -412,54 +420,59 @@ auth_config := object.union(
 
 sinks := array.concat(
 	[{"type": "file", "config": {"path": "/home/vault/.vault-token"}}],
-	[{"type": "file", "config": {"path": join_path(secret_volume_path, "token")}} | flag("agent-inject-token", false)],
+	[{"type": "file", "config": {"path": join_path(secret_volume_path, "token")}} | object.get(parsed_flags, "agent-inject-token", false)],
 )
 
 vault_stanza := object.union({"address": address}, compact({
-	"ca_cert": annotation("ca-cert", ""),
-	"ca_path": annotation("ca-key", ""),
-	"client_cert": annotation("client-cert", ""),
-	"client_key": annotation("client-key", ""),
-	"tls_server_name": annotation("tls-server-name", ""),
-	"tls_skip_verify": flag("tls-skip-verify", false),
+	"ca_cert": object.get(va, "ca-cert", ""),
+	"ca_path": object.get(va, "ca-key", ""),
+	"client_cert": object.get(va, "client-cert", ""),
+	"client_key": object.get(va, "client-key", ""),
+	"tls_server_name": object.get(va, "tls-server-name", ""),
+	"tls_skip_verify": object.get(parsed_flags, "tls-skip-verify", false),
 }))
 
-agent_config(exit_after_auth) := object.union(
+# The configuration shared by both agents (rules, so evaluated once);
+# agent_config adds exit_after_auth, the only difference.
+shared_config := object.union(
 	{
 		"auto_auth": {
 			"method": object.union({"type": auth_type}, compact({
 				"mount_path": auth_path,
-				"namespace": annotation("namespace", cfg.vault_namespace),
+				"namespace": object.get(va, "namespace", cfg.vault_namespace),
 				"config": auth_config,
 			})),
 			"sink": sinks,
 		},
-		"exit_after_auth": exit_after_auth,
 		"pid_file": "/home/vault/.pid",
 		"vault": vault_stanza,
 		"template_config": object.union(
-			{"exit_on_retry_failure": flag("template-config-exit-on-retry-failure", cfg.exit_on_retry_failure)},
-			compact({"static_secret_render_interval": annotation("template-static-secret-render-interval", "")}),
+			{"exit_on_retry_failure": object.get(parsed_flags, "template-config-exit-on-retry-failure", cfg.exit_on_retry_failure)},
+			compact({"static_secret_render_interval": object.get(va, "template-static-secret-render-interval", "")}),
 		),
 	},
 	compact({"template": templates}),
 )
 
+agent_config(exit_after_auth) := object.union(shared_config, {"exit_after_auth": exit_after_auth})
+
 # --- containers ----------------------------------------------------------------
 
 env(exit_after_auth) := array.concat(
-	[{"name": name, "value": value} |
-		some [name, value] in [
-			["VAULT_CLIENT_TIMEOUT", annotation("client-timeout", "")],
-			["VAULT_MAX_RETRIES", annotation("client-max-retries", "")],
-			["VAULT_LOG_LEVEL", annotation("log-level", cfg.log_level)],
-			["VAULT_LOG_FORMAT", annotation("log-format", cfg.log_format)],
-			["HTTPS_PROXY", annotation("proxy-address", "")],
-		]
-		value != ""
-	],
+	plain_env,
 	[{"name": "VAULT_CONFIG", "value": base64.encode(json.marshal(agent_config(exit_after_auth)))}],
 )
+
+plain_env := [{"name": name, "value": value} |
+	some [name, value] in [
+		["VAULT_CLIENT_TIMEOUT", object.get(va, "client-timeout", "")],
+		["VAULT_MAX_RETRIES", object.get(va, "client-max-retries", "")],
+		["VAULT_LOG_LEVEL", object.get(va, "log-level", cfg.log_level)],
+		["VAULT_LOG_FORMAT", object.get(va, "log-format", cfg.log_format)],
+		["HTTPS_PROXY", object.get(va, "proxy-address", "")],
+	]
+	value != ""
+]
 
 resource_annotations := [
 	["limits", "cpu", "agent-limits-cpu"],
@@ -470,7 +483,7 @@ resource_annotations := [
 	["requests", "ephemeral-storage", "agent-requests-ephemeral"],
 ]
 
-resource_value(kind, res, name) := annotation(name, object.get(cfg.resources, [kind, res], ""))
+resource_value(kind, res, name) := object.get(va, name, object.get(cfg.resources, [kind, res], ""))
 
 resources := compact({kind: values |
 	some kind in ["limits", "requests"]
@@ -494,7 +507,7 @@ agent_security_context := {
 
 agent_args := ["echo ${VAULT_CONFIG?} | base64 -d > /home/vault/config.json && vault agent -config=/home/vault/config.json"]
 
-tls_secret := annotation("tls-secret", "")
+tls_secret := object.get(va, "tls-secret", "")
 
 tls_mounts := [{"name": "vault-tls-secrets", "mountPath": "/vault/tls", "readOnly": true} | tls_secret != ""]
 
@@ -522,9 +535,9 @@ sidecar_mounts := array.concat(array.concat([sa_mount, {"name": "home-sidecar", 
 revoke_flags := array.concat(
 	array.concat([sprintf("-address=%s", [address])], [sprintf("-%s=%s", [flag_name, value]) |
 		some [flag_name, value] in [
-			["ca-cert", annotation("ca-cert", "")],
-			["client-cert", annotation("client-cert", "")],
-			["client-key", annotation("client-key", "")],
+			["ca-cert", object.get(va, "ca-cert", "")],
+			["client-cert", object.get(va, "client-cert", "")],
+			["client-key", object.get(va, "client-key", "")],
 		]
 		value != ""
 	]),
@@ -567,7 +580,7 @@ volumes := array.concat(
 )
 
 # App containers that get the secrets: agent-inject-containers, else all.
-selected_names := {trim_space(n) | some n in split(ann[key("agent-inject-containers")], ",")} if {
+selected_names := {trim_space(n) | some n in split(va["agent-inject-containers"], ",")} if {
 	has("agent-inject-containers")
 } else := {c.name | some c in object.get(kubernetes.pod_spec, "containers", [])}
 
@@ -617,20 +630,18 @@ mutate contains {"op": "append", "path": ["spec", "containers"], "value": sideca
 
 deny contains {"msg": msg} if {
 	candidate
-	value := ann[key("agent-inject")]
+	value := va["agent-inject"]
 	not value in bool_strings
 	msg := sprintf("annotation %q must be \"true\" or \"false\"", [key("agent-inject")])
 }
 
 deny contains {"msg": msg} if {
 	active
-	some k, value in ann
-	startswith(k, prefix)
-	name := substring(k, count(prefix), -1)
+	some name, value in va
 	name != "agent-inject"
 	bool_annotation(name)
 	not value in bool_strings
-	msg := sprintf("annotation %q must be \"true\" or \"false\"", [k])
+	msg := sprintf("annotation %q must be \"true\" or \"false\"", [key(name)])
 }
 
 bool_annotation(name) if name in bool_annotations
@@ -644,7 +655,7 @@ deny contains {"msg": msg} if {
 	active
 	auth_type == "kubernetes"
 	role == ""
-	annotation("auth-config-role", "") == ""
+	object.get(va, "auth-config-role", "") == ""
 	msg := sprintf("Vault agent injection needs a Vault role: set the %q annotation", [key("role")])
 }
 
@@ -679,7 +690,7 @@ quantity_pattern := `^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[numkMGTP
 deny contains {"msg": msg} if {
 	active
 	some [_, _, name] in resource_annotations
-	value := ann[key(name)]
+	value := va[name]
 	value != ""
 	not regex.match(quantity_pattern, value)
 	msg := sprintf("annotation %q is not a resource quantity (like 250m or 64Mi)", [key(name)])
@@ -721,7 +732,7 @@ warn contains {"msg": msg} if {
 
 warn contains {"msg": msg} if {
 	active
-	some k, _ in ann
-	startswith(k, key("agent-telemetry-"))
-	msg := sprintf("annotation %q is not supported by Portcullis's Vault agent injection and is ignored", [k])
+	some name, _ in va
+	startswith(name, "agent-telemetry-")
+	msg := sprintf("annotation %q is not supported by Portcullis's Vault agent injection and is ignored", [key(name)])
 }
