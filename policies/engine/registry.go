@@ -85,11 +85,11 @@ func (p *Policy) AppliesTo(resource, subResource string) bool {
 // Registry is an immutable, validated set of policies with the configuration
 // they were loaded with. Build one with Load; hot reload builds a new one.
 type Registry struct {
-	policies  []*Policy // sorted by ID
-	byID      map[string]*Policy
-	config    map[string]any
-	exempt    []string
-	Warnings  []string // non-fatal load findings (e.g. config for unknown policies)
+	policies []*Policy // sorted by ID
+	byID     map[string]*Policy
+	config   map[string]any
+	exempt   []string
+	Warnings []string // non-fatal load findings (e.g. config for unknown policies)
 }
 
 // Source is what a Registry is loaded from.
