@@ -96,6 +96,6 @@ namespace_matches(ns, patterns) if {
 quote(names) := concat(", ", [sprintf("%q", [n]) | some n in names])
 
 # pluralize picks singular or plural by count.
-pluralize(singular, plural, n) := singular if n == 1
+pluralize(singular, _, n) := singular if n == 1
 
-pluralize(singular, plural, n) := plural if n != 1
+pluralize(_, plural, n) := plural if n != 1
