@@ -74,7 +74,12 @@ operation := input.request.operation
 is_create_or_update if operation in {"CREATE", "UPDATE"}
 
 # policy_config returns the settings of a policy (config policies.<id>), {} when unset.
-policy_config(id) := object.get(data, ["portcullis", "config", "policies", id], {})
+# It refers to data.portcullis.config by name: passing the whole `data`
+# document to object.get makes every rule (tests included) a dependency and
+# the compiler reports recursion.
+policy_config(id) := cfg if {
+	cfg := data.portcullis.config.policies[id]
+} else := {}
 
 # namespace_matches is true when ns matches one of the patterns, each a
 # namespace name or a glob ("team-*").
@@ -88,6 +93,6 @@ namespace_matches(ns, patterns) if {
 quote(names) := concat(", ", [sprintf("%q", [n]) | some n in names])
 
 # pluralize picks singular or plural by count.
-pluralize(singular, plural, n) := singular if n == 1
+pluralize(singular, _, n) := singular if n == 1
 
-pluralize(singular, plural, n) := plural if n != 1
+pluralize(_, plural, n) := plural if n != 1
