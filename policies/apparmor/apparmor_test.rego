@@ -277,3 +277,19 @@ test_delete_and_other_subresources_ignored if {
 	count(apparmor.deny) == 0 with input as object.union(review("Pod", debug_pod, ""), {"request": {"operation": "DELETE"}})
 	count(apparmor.deny) == 0 with input as review("Pod", debug_pod, "status")
 }
+
+# config.yaml documents the defaults; the Rego falls back to the same values
+# when it is not loaded. `opa test policies/` loads config.yaml at the data
+# root (data.policies...); another loader may not, and then there is nothing
+# to compare.
+builtin_defaults := {"allowed_localhost_profiles": [], "profile_required": false}
+
+yaml_settings := data.policies.apparmor if {
+	data.policies.apparmor
+} else := builtin_defaults
+
+test_config_yaml_matches_rego_defaults if {
+	yaml_settings == builtin_defaults
+	apparmor.allowed_localhost_profiles == builtin_defaults.allowed_localhost_profiles
+	apparmor.profile_required == builtin_defaults.profile_required
+}

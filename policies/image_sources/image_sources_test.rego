@@ -316,3 +316,16 @@ test_update_checked if {
 test_other_kinds_ignored if {
 	count(image_sources.deny) == 0 with input as review("ConfigMap", {"metadata": {"name": "c"}, "data": {"image": "nginx"}}, "default", "")
 }
+
+# config.yaml documents the defaults; the Rego falls back to the same values
+# when it is not loaded. `opa test policies/` loads config.yaml at the data
+# root (data.policies...); another loader may not, and then there is nothing
+# to compare.
+yaml_settings := data.policies.image_sources if {
+	data.policies.image_sources
+} else := image_sources.defaults
+
+test_config_yaml_matches_rego_defaults if {
+	object.filter(yaml_settings, image_sources.setting_names) == image_sources.defaults
+	object.get(yaml_settings, "overrides", []) == []
+}

@@ -365,3 +365,23 @@ test_delete_and_other_subresources_ignored if {
 	count(secret_handling.deny) == 0 with input as object.union(pod(spec), {"request": {"operation": "DELETE"}})
 	count(secret_handling.deny) == 0 with input as review("Pod", {"metadata": {"name": "web"}, "spec": spec}, "default", "status")
 }
+
+# config.yaml documents the defaults; the Rego falls back to the same values
+# when it is not loaded. `opa test policies/` loads config.yaml at the data
+# root (data.policies...); another loader may not, and then there is nothing
+# to compare.
+builtin_defaults := {
+	"env_name_patterns": secret_handling.default_env_name_patterns,
+	"ignored_env_names": secret_handling.default_ignored_env_names,
+	"secrets_as_files_only": [],
+	"require_automount_opt_in": [],
+	"vault_only_namespaces": [],
+}
+
+yaml_settings := data.policies.secret_handling if {
+	data.policies.secret_handling
+} else := builtin_defaults
+
+test_config_yaml_matches_rego_defaults if {
+	yaml_settings == builtin_defaults
+}
