@@ -24,7 +24,7 @@ mutate contains {
 } if {
 	kubernetes.is_pod
 	kubernetes.operation == "CREATE"
-	input.request.subResource == ""
+	kubernetes.subresource == ""
 	some field in ["initContainers", "containers"]
 	some c in object.get(kubernetes.pod_spec, field, [])
 	count(object.get(c, ["resources", "requests"], {})) == 0

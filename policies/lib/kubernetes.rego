@@ -67,6 +67,10 @@ containers := [entry |
 	entry := {"field": field, "index": i, "name": c.name, "container": c}
 ]
 
+# subresource of the request ("" for the resource itself). The apiserver omits
+# the field when empty, so never compare input.request.subResource directly.
+subresource := object.get(input.request, "subResource", "")
+
 # operation of the request (CREATE, UPDATE, DELETE, CONNECT).
 operation := input.request.operation
 
@@ -74,9 +78,8 @@ operation := input.request.operation
 is_create_or_update if operation in {"CREATE", "UPDATE"}
 
 # policy_config returns the settings of a policy (config policies.<id>), {} when unset.
-# It refers to data.portcullis.config by name: passing the whole `data`
-# document to object.get makes every rule (tests included) a dependency and
-# the compiler reports recursion.
+# (It must not read `data` as a whole: that would make every rule depend on
+# every other.)
 policy_config(id) := cfg if {
 	cfg := data.portcullis.config.policies[id]
 } else := {}

@@ -30,7 +30,7 @@ required := object.get(settings, "labels", ["app.kubernetes.io/name"])
 # labels cover workloads (their pods inherit them).
 deny contains {"msg": msg, "labels": missing} if {
 	kubernetes.is_create_or_update
-	input.request.subResource == ""
+	kubernetes.subresource == ""
 	labels := object.get(kubernetes.pod_metadata, "labels", {})
 	missing := sort([l | some l in required; not labels[l]])
 	count(missing) > 0

@@ -1,0 +1,383 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"gomodules.xyz/jsonpatch/v2"
+	admissionv1 "k8s.io/api/admission/v1"
+)
+
+// Phase selects which policies a call evaluates: the mutating webhook runs
+// the mutating policies, the validating webhook the validating ones.
+type Phase = Kind
+
+// Outcome of one policy's evaluation, as counted by an Observer.
+const (
+	OutcomeAllowed = "allowed"
+	OutcomeDenied  = "denied"
+	OutcomeWarned  = "warned"
+	OutcomeAudited = "audited"
+	OutcomeMutated = "mutated"
+	OutcomeError   = "error"
+	OutcomeTimeout = "timeout"
+)
+
+// Observer receives one call per evaluated policy. Implementations must be
+// safe for concurrent use (the server exports them as Prometheus metrics).
+type Observer interface {
+	ObservePolicy(policy string, phase Phase, outcome string, took time.Duration)
+}
+
+// Violation is one deny entry of a policy.
+type Violation struct {
+	// Policy is the ID of the policy that produced it.
+	Policy string `json:"policy"`
+	// Enforcement is the policy's effective enforcement: whether this
+	// violation rejects the request (deny) or not (warn, audit).
+	Enforcement Enforcement `json:"enforcement"`
+	// Message is the entry's msg.
+	Message string `json:"message"`
+	// Details are the entry's other fields (e.g. check), if any.
+	Details map[string]any `json:"details,omitempty"`
+}
+
+// PolicyError records a policy that could not be evaluated.
+type PolicyError struct {
+	Policy      string      `json:"policy"`
+	FailureMode FailureMode `json:"failureMode"`
+	TimedOut    bool        `json:"timedOut"`
+	// Err is the underlying error, for logs only: it is never sent back to
+	// the client, as evaluation errors may quote input.
+	Err error `json:"-"`
+}
+
+// Decision is the engine's answer for one request in one phase.
+type Decision struct {
+	// Allowed is false when any violation has enforcement deny.
+	Allowed bool
+	// Exempt is true when the namespace is exempt and nothing was evaluated.
+	Exempt bool
+	// Violations lists every deny entry, whatever its enforcement, ordered
+	// by policy then message.
+	Violations []Violation
+	// Warnings go back to the client as AdmissionResponse.warnings.
+	Warnings []string
+	// Errors lists the policies that could not be evaluated.
+	Errors []PolicyError
+	// Evaluated lists the IDs of the policies that ran.
+	Evaluated []string
+	// Patch is the JSON patch from the request's object to Object (mutating phase).
+	Patch []jsonpatch.Operation
+	// Object is the mutated object, or nil when nothing changed.
+	Object []byte
+}
+
+// Message is the text the apiserver shows for a denied request.
+func (d *Decision) Message() string {
+	var msg string
+	for _, v := range d.Violations {
+		if v.Enforcement != EnforceDeny {
+			continue
+		}
+		if msg != "" {
+			msg += "; "
+		}
+		msg += "[" + v.Policy + "] " + v.Message
+	}
+	return msg
+}
+
+// DeniedBy returns the sorted IDs of the policies whose violations have the
+// given enforcement.
+func (d *Decision) DeniedBy(e Enforcement) []string {
+	seen := map[string]bool{}
+	var ids []string
+	for _, v := range d.Violations {
+		if v.Enforcement == e && !seen[v.Policy] {
+			seen[v.Policy] = true
+			ids = append(ids, v.Policy)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// Options restrict an evaluation.
+type Options struct {
+	// Policies, when not empty, restricts evaluation to these policy IDs.
+	Policies []string
+}
+
+// Engine evaluates requests against the current Registry. The registry is
+// swapped atomically on reload; an evaluation uses the one it started with.
+type Engine struct {
+	reg      atomic.Pointer[Registry]
+	observer Observer
+}
+
+// New returns an Engine serving reg. observer may be nil.
+func New(reg *Registry, observer Observer) *Engine {
+	e := &Engine{observer: observer}
+	e.reg.Store(reg)
+	return e
+}
+
+// Registry returns the registry in use.
+func (e *Engine) Registry() *Registry { return e.reg.Load() }
+
+// Swap replaces the registry; evaluations already running finish on the old one.
+func (e *Engine) Swap(reg *Registry) { e.reg.Store(reg) }
+
+// Evaluate runs the phase's policies on req. Violations are results; an error
+// is returned only for a request that cannot be evaluated at all. ctx bounds
+// the evaluation: when its deadline passes, running policies are cancelled
+// and handled by their failure mode.
+func (e *Engine) Evaluate(ctx context.Context, phase Phase, req *admissionv1.AdmissionRequest, opts Options) (*Decision, error) {
+	if req == nil {
+		return nil, fmt.Errorf("%w: no request", ErrBadRequest)
+	}
+	reg := e.reg.Load()
+	dec := &Decision{Allowed: true}
+	if reg.namespaceExempt(req.Namespace) {
+		dec.Exempt = true
+		return dec, nil
+	}
+	selected := reg.selectPolicies(phase, req, opts)
+	if len(selected) == 0 {
+		return dec, nil
+	}
+	input, err := toInput(req)
+	if err != nil {
+		return nil, err
+	}
+	var obj map[string]any // the working copy mutating policies edit
+	changed := false
+	for _, p := range selected {
+		dec.Evaluated = append(dec.Evaluated, p.ID)
+		start := time.Now()
+		res, err := p.eval(ctx, input)
+		outcome := OutcomeAllowed
+		if err == nil && p.Kind == Mutating && len(res.edits) > 0 && req.Object.Raw != nil {
+			if obj == nil {
+				if obj, err = decodeObject(req.Object.Raw); err != nil {
+					return nil, err
+				}
+			}
+			// Edit a copy so a policy whose edits fail leaves no half-applied change.
+			work := deepCopy(obj).(map[string]any)
+			var c bool
+			c, err = applyEdits(work, res.edits)
+			if err == nil && c {
+				obj = work
+				changed = true
+				outcome = OutcomeMutated
+				// Later policies see the object as this one left it.
+				if input, err = rebuildInput(req, obj); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if err != nil {
+			timedOut := ctx.Err() != nil
+			outcome = OutcomeError
+			if timedOut {
+				outcome = OutcomeTimeout
+			}
+			dec.fail(p, err, timedOut)
+		} else {
+			if o := dec.record(p, res); o != "" {
+				outcome = o
+			}
+		}
+		if e.observer != nil {
+			e.observer.ObservePolicy(p.ID, phase, outcome, time.Since(start))
+		}
+	}
+	if changed {
+		mutated, err := json.Marshal(obj)
+		if err != nil {
+			return nil, fmt.Errorf("encode mutated object: %w", err)
+		}
+		original, err := decodeObject(req.Object.Raw)
+		if err != nil {
+			return nil, err
+		}
+		if dec.Patch, err = diffPatch(req.Object.Raw, mutated, original); err != nil {
+			return nil, err
+		}
+		if len(dec.Patch) > 0 {
+			dec.Object = mutated
+		} else {
+			dec.Patch = nil
+		}
+	}
+	return dec, nil
+}
+
+// selectPolicies returns the phase's policies that apply to req, in ID order.
+func (r *Registry) selectPolicies(phase Phase, req *admissionv1.AdmissionRequest, opts Options) []*Policy {
+	var only map[string]bool
+	if len(opts.Policies) > 0 {
+		only = map[string]bool{}
+		for _, id := range opts.Policies {
+			only[id] = true
+		}
+	}
+	var out []*Policy
+	for _, p := range r.policies {
+		if p.Kind != phase || (only != nil && !only[p.ID]) {
+			continue
+		}
+		if !p.AppliesTo(req.Resource.Resource, req.SubResource) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func rebuildInput(req *admissionv1.AdmissionRequest, obj map[string]any) (ast.Value, error) {
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		return nil, fmt.Errorf("encode mutated object: %w", err)
+	}
+	cp := *req
+	cp.Object.Raw = raw
+	cp.Object.Object = nil
+	return toInput(&cp)
+}
+
+// policyResult is a policy's decoded output.
+type policyResult struct {
+	deny, warn []entry
+	edits      []edit
+}
+
+type entry struct {
+	msg     string
+	details map[string]any
+}
+
+func (p *Policy) eval(ctx context.Context, input ast.Value) (*policyResult, error) {
+	rs, err := p.query.Eval(ctx, rego.EvalParsedInput(input))
+	if err != nil {
+		return nil, fmt.Errorf("evaluate policy %q: %w", p.ID, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("evaluate policy %q: %w", p.ID, err)
+	}
+	res := &policyResult{}
+	if len(rs) == 0 {
+		return res, nil // entry rules undefined: nothing to say
+	}
+	b := rs[0].Bindings
+	if res.deny, err = decodeEntries(b[ruleDeny]); err != nil {
+		return nil, fmt.Errorf("policy %q %s: %w", p.ID, ruleDeny, err)
+	}
+	if res.warn, err = decodeEntries(b[ruleWarn]); err != nil {
+		return nil, fmt.Errorf("policy %q %s: %w", p.ID, ruleWarn, err)
+	}
+	if raw, ok := b[ruleMutate]; ok {
+		if res.edits, err = decodeEdits(raw); err != nil {
+			return nil, fmt.Errorf("policy %q: %w", p.ID, err)
+		}
+	}
+	return res, nil
+}
+
+func decodeEntries(raw any) ([]entry, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	list, ok := raw.([]any)
+	if !ok {
+		return nil, fmt.Errorf("must be a set of objects, got %T", raw)
+	}
+	out := make([]entry, 0, len(list))
+	for i, item := range list {
+		switch v := item.(type) {
+		case string: // tolerated: deny contains "message"
+			out = append(out, entry{msg: v})
+		case map[string]any:
+			msg, ok := v["msg"].(string)
+			if !ok {
+				return nil, fmt.Errorf("entry %d has no string msg", i)
+			}
+			var details map[string]any
+			for k, x := range v {
+				if k == "msg" {
+					continue
+				}
+				if details == nil {
+					details = map[string]any{}
+				}
+				details[k] = x
+			}
+			out = append(out, entry{msg: msg, details: details})
+		default:
+			return nil, fmt.Errorf("entry %d is a %T, not an object with msg", i, item)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].msg < out[j].msg })
+	return out, nil
+}
+
+// record adds a policy's result to the decision and returns the outcome to
+// count ("" keeps the caller's).
+func (d *Decision) record(p *Policy, res *policyResult) string {
+	outcome := ""
+	for _, en := range res.deny {
+		d.Violations = append(d.Violations, Violation{Policy: p.ID, Enforcement: p.Enforcement, Message: en.msg, Details: en.details})
+		switch p.Enforcement {
+		case EnforceDeny:
+			d.Allowed = false
+			outcome = OutcomeDenied
+		case EnforceWarn:
+			d.Warnings = append(d.Warnings, p.ID+": "+en.msg)
+			if outcome == "" {
+				outcome = OutcomeWarned
+			}
+		case EnforceAudit:
+			if outcome == "" {
+				outcome = OutcomeAudited
+			}
+		}
+	}
+	for _, en := range res.warn {
+		d.Warnings = append(d.Warnings, p.ID+": "+en.msg)
+		if outcome == "" {
+			outcome = OutcomeWarned
+		}
+	}
+	return outcome
+}
+
+// fail applies the policy's failure mode to an evaluation it could not finish.
+func (d *Decision) fail(p *Policy, err error, timedOut bool) {
+	d.Errors = append(d.Errors, PolicyError{Policy: p.ID, FailureMode: p.FailureMode, TimedOut: timedOut, Err: err})
+	what := "could not be evaluated"
+	if timedOut {
+		what = "timed out"
+	}
+	if errors.Is(err, errEdit) {
+		what = "asked for an edit that cannot be applied"
+	}
+	if p.FailureMode == FailAllow {
+		d.Warnings = append(d.Warnings, fmt.Sprintf("%s: policy %s; admitted by its failure mode (allow)", p.ID, what))
+		return
+	}
+	d.Allowed = false
+	d.Violations = append(d.Violations, Violation{
+		Policy:      p.ID,
+		Enforcement: EnforceDeny,
+		Message:     fmt.Sprintf("policy %s; denied by its failure mode (deny)", what),
+	})
+}

@@ -1,0 +1,399 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+)
+
+// Kind says whether a policy validates or mutates.
+type Kind string
+
+// Policy kinds.
+const (
+	// Validating policies expose deny (and optionally warn).
+	Validating Kind = "validating"
+	// Mutating policies expose mutate (and optionally deny and warn).
+	Mutating Kind = "mutating"
+)
+
+// Rego names the engine relies on.
+const (
+	rootPackage   = "portcullis"
+	libPackage    = "lib"
+	configKey     = "config"
+	ruleDeny      = "deny"
+	ruleWarn      = "warn"
+	ruleMutate    = "mutate"
+	testFileExt   = "_test.rego"
+	regoFileExt   = ".rego"
+	packagePrefix = "data." + rootPackage + "."
+)
+
+// Policy is one loaded policy: its identity, metadata, effective settings and
+// the prepared query that evaluates it.
+type Policy struct {
+	// ID is the package name under portcullis (package portcullis.<ID>).
+	ID string
+	// Title and Description come from the package METADATA.
+	Title, Description string
+	// Kind is validating or mutating (METADATA custom.kind).
+	Kind Kind
+	// Enforcement is the effective mode: config policies.<id>.enforcement,
+	// else METADATA custom.enforcement, else deny.
+	Enforcement Enforcement
+	// FailureMode is the effective failure mode: config, else METADATA
+	// custom.failure_mode, else deny.
+	FailureMode FailureMode
+	// Resources, when not empty, lists the resources ("pods",
+	// "pods/ephemeralcontainers") the policy applies to; a pre-filter only.
+	Resources []string
+	// File and Row locate the package declaration carrying the METADATA.
+	File string
+	Row  int
+
+	hasWarn, hasDeny bool
+	query            rego.PreparedEvalQuery
+}
+
+// AppliesTo reports whether the policy's resource filter admits resource
+// (e.g. "pods") with subResource (e.g. "ephemeralcontainers" or "").
+func (p *Policy) AppliesTo(resource, subResource string) bool {
+	if len(p.Resources) == 0 {
+		return true
+	}
+	key := resource
+	if subResource != "" {
+		key = resource + "/" + subResource
+	}
+	for _, r := range p.Resources {
+		if r == key || r == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+// Registry is an immutable, validated set of policies with the configuration
+// they were loaded with. Build one with Load; hot reload builds a new one.
+type Registry struct {
+	policies  []*Policy // sorted by ID
+	byID      map[string]*Policy
+	config    map[string]any
+	exempt    []string
+	Warnings  []string // non-fatal load findings (e.g. config for unknown policies)
+}
+
+// Source is what a Registry is loaded from.
+type Source struct {
+	// Policies holds the Rego modules (walked recursively; *_test.rego skipped).
+	Policies fs.FS
+	// Configs are YAML documents deep-merged in order (defaults first).
+	Configs [][]byte
+}
+
+// Policies returns the loaded policies sorted by ID.
+func (r *Registry) Policies() []*Policy { return append([]*Policy(nil), r.policies...) }
+
+// Policy returns the policy with the given ID, or nil.
+func (r *Registry) Policy(id string) *Policy { return r.byID[id] }
+
+// Config returns the merged configuration (data.portcullis.config). Callers must not modify it.
+func (r *Registry) Config() map[string]any { return r.config }
+
+// Load parses, compiles and validates every Rego module in src.Policies with
+// the merged configuration, and prepares one query per policy. Errors wrap
+// ErrLoad and name the file and line.
+func Load(ctx context.Context, src Source) (*Registry, error) {
+	cfg, err := MergeConfig(src.Configs...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrLoad, err)
+	}
+	st, err := parseSettings(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: config: %w", ErrLoad, err)
+	}
+	modules, err := parseModules(src.Policies)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrLoad, err)
+	}
+	compiler := ast.NewCompiler().WithEnablePrintStatements(false)
+	compiler.Compile(modules)
+	if compiler.Failed() {
+		return nil, fmt.Errorf("%w: compile: %w", ErrLoad, compiler.Errors)
+	}
+	policies, err := discover(modules, compiler, st)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrLoad, err)
+	}
+
+	store := inmem.NewFromObjectWithOpts(map[string]any{
+		rootPackage: map[string]any{configKey: cfg},
+	}, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
+
+	reg := &Registry{byID: map[string]*Policy{}, config: cfg, exempt: st.exemptNamespaces}
+	for _, p := range policies {
+		q := p.queryString()
+		pq, err := rego.New(
+			rego.Query(q),
+			rego.Compiler(compiler),
+			rego.Store(store),
+			rego.StoreReadAST(true),
+		).PrepareForEval(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%w: prepare policy %q (%s:%d): %w", ErrLoad, p.ID, p.File, p.Row, err)
+		}
+		p.query = pq
+		reg.policies = append(reg.policies, p)
+		reg.byID[p.ID] = p
+	}
+	for id := range st.policies {
+		if reg.byID[id] == nil {
+			reg.Warnings = append(reg.Warnings, fmt.Sprintf("config: policies.%s: no such policy loaded", id))
+		}
+	}
+	sort.Strings(reg.Warnings)
+	return reg, nil
+}
+
+func (p *Policy) queryString() string {
+	ref := packagePrefix + p.ID
+	var parts []string
+	if p.hasDeny {
+		parts = append(parts, ruleDeny+" := "+ref+"."+ruleDeny)
+	}
+	if p.hasWarn {
+		parts = append(parts, ruleWarn+" := "+ref+"."+ruleWarn)
+	}
+	if p.Kind == Mutating {
+		parts = append(parts, ruleMutate+" := "+ref+"."+ruleMutate)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// parseModules reads every non-test .rego file of fsys.
+func parseModules(fsys fs.FS) (map[string]*ast.Module, error) {
+	if fsys == nil {
+		return nil, errors.New("no policy source")
+	}
+	modules := map[string]*ast.Module{}
+	var errs []error
+	err := fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			// Skip hidden directories (.git, editor folders) and testdata.
+			if name != "." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(name, regoFileExt) || strings.HasSuffix(name, testFileExt) {
+			return nil
+		}
+		src, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", name, err)
+		}
+		m, err := ast.ParseModuleWithOpts(name, string(src), ast.ParserOptions{
+			ProcessAnnotation: true,
+			RegoVersion:       ast.RegoV1,
+		})
+		if err != nil {
+			errs = append(errs, err)
+			return nil
+		}
+		modules[name] = m
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("walk policies: %w", err)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("parse: %w", errors.Join(errs...))
+	}
+	return modules, nil
+}
+
+// discover finds the policy packages (portcullis.<id>, not under
+// portcullis.lib) and validates their METADATA and entry rules.
+func discover(modules map[string]*ast.Module, compiler *ast.Compiler, st settings) ([]*Policy, error) {
+	names := make([]string, 0, len(modules))
+	for name := range modules {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+
+	byID := map[string]*Policy{}
+	seen := map[string]bool{} // policy packages, with or without METADATA
+	var errs []error
+	for _, name := range names {
+		m := modules[name]
+		id, ok := policyID(m.Package.Path)
+		if !ok {
+			continue
+		}
+		seen[id] = true
+		ann := packageAnnotation(m)
+		if ann == nil || ann.Custom["kind"] == nil {
+			continue // another file of the same package, or helpers
+		}
+		loc := m.Package.Location
+		if prev := byID[id]; prev != nil {
+			errs = append(errs, fmt.Errorf("%s:%d: duplicate policy ID %q (METADATA also at %s:%d)", loc.File, loc.Row, id, prev.File, prev.Row))
+			continue
+		}
+		p, err := newPolicy(id, ann, loc, st.policies[id])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s:%d: policy %q: %w", loc.File, loc.Row, id, err))
+			continue
+		}
+		p.hasDeny = len(compiler.GetRulesExact(ruleRef(id, ruleDeny))) > 0
+		p.hasWarn = len(compiler.GetRulesExact(ruleRef(id, ruleWarn))) > 0
+		hasMutate := len(compiler.GetRulesExact(ruleRef(id, ruleMutate))) > 0
+		switch {
+		case p.Kind == Validating && !p.hasDeny:
+			errs = append(errs, fmt.Errorf("%s:%d: validating policy %q has no %q rule", loc.File, loc.Row, id, ruleDeny))
+			continue
+		case p.Kind == Mutating && !hasMutate:
+			errs = append(errs, fmt.Errorf("%s:%d: mutating policy %q has no %q rule", loc.File, loc.Row, id, ruleMutate))
+			continue
+		}
+		byID[id] = p
+	}
+	for id := range seen {
+		if byID[id] == nil && !hasError(errs, id) {
+			errs = append(errs, fmt.Errorf("policy package %q: no file declares it with METADATA custom.kind (validating or mutating)", rootPackage+"."+id))
+		}
+	}
+	if len(errs) > 0 {
+		sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+		return nil, errors.Join(errs...)
+	}
+	out := make([]*Policy, 0, len(byID))
+	for _, p := range byID {
+		if p.enabled(st.policies[p.ID]) {
+			out = append(out, p)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+func hasError(errs []error, id string) bool {
+	for _, err := range errs {
+		if strings.Contains(err.Error(), fmt.Sprintf("%q", id)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Policy) enabled(ps policySettings) bool { return ps.enabled == nil || *ps.enabled }
+
+func ruleRef(id, rule string) ast.Ref {
+	return ast.MustParseRef(packagePrefix + id + "." + rule)
+}
+
+// policyID returns <id> for package data.portcullis.<id>, excluding the
+// reserved lib and config names and test packages.
+func policyID(pkg ast.Ref) (string, bool) {
+	if len(pkg) != 3 || !pkg[0].Equal(ast.DefaultRootDocument) {
+		return "", false
+	}
+	root, ok1 := pkg[1].Value.(ast.String)
+	id, ok2 := pkg[2].Value.(ast.String)
+	if !ok1 || !ok2 || string(root) != rootPackage {
+		return "", false
+	}
+	s := string(id)
+	if s == libPackage || s == configKey || strings.HasSuffix(s, "_test") {
+		return "", false
+	}
+	return s, true
+}
+
+func packageAnnotation(m *ast.Module) *ast.Annotations {
+	for _, a := range m.Annotations {
+		if a.Scope == "package" {
+			return a
+		}
+	}
+	return nil
+}
+
+func newPolicy(id string, ann *ast.Annotations, loc *ast.Location, ps policySettings) (*Policy, error) {
+	p := &Policy{ID: id, Title: ann.Title, Description: strings.TrimSpace(ann.Description), File: loc.File, Row: loc.Row}
+	kind, _ := ann.Custom["kind"].(string)
+	switch Kind(kind) {
+	case Validating, Mutating:
+		p.Kind = Kind(kind)
+	default:
+		return nil, fmt.Errorf("METADATA custom.kind %q: must be validating or mutating", kind)
+	}
+	p.Enforcement = EnforceDeny
+	if v, ok := ann.Custom["enforcement"]; ok {
+		s, _ := v.(string)
+		e, err := parseEnforcement(s)
+		if err != nil {
+			return nil, fmt.Errorf("METADATA custom.%w", err)
+		}
+		p.Enforcement = e
+	}
+	// A validating policy that cannot be evaluated denies; a mutating one is
+	// skipped, since the validating webhook checks the final object anyway.
+	p.FailureMode = FailDeny
+	if p.Kind == Mutating {
+		p.FailureMode = FailAllow
+	}
+	if v, ok := ann.Custom["failure_mode"]; ok {
+		s, _ := v.(string)
+		f, err := parseFailureMode(s)
+		if err != nil {
+			return nil, fmt.Errorf("METADATA custom.%w", err)
+		}
+		p.FailureMode = f
+	}
+	if v, ok := ann.Custom["resources"]; ok {
+		list, ok := v.([]any)
+		if !ok {
+			return nil, errors.New("METADATA custom.resources: must be a list of resource names")
+		}
+		for _, item := range list {
+			s, ok := item.(string)
+			if !ok || s == "" {
+				return nil, fmt.Errorf("METADATA custom.resources: %v is not a resource name", item)
+			}
+			p.Resources = append(p.Resources, s)
+		}
+	}
+	if ps.enforcement != "" {
+		p.Enforcement = ps.enforcement
+	}
+	if ps.failureMode != "" {
+		p.FailureMode = ps.failureMode
+	}
+	return p, nil
+}
+
+// namespaceExempt reports whether ns matches one of the exempt names or globs.
+func (r *Registry) namespaceExempt(ns string) bool {
+	if ns == "" {
+		return false
+	}
+	for _, pat := range r.exempt {
+		if ok, _ := path.Match(pat, ns); ok {
+			return true
+		}
+	}
+	return false
+}
