@@ -50,26 +50,24 @@ annotation_prefix := "container.apparmor.security.beta.kubernetes.io/"
 
 # Scope ------------------------------------------------------------------
 
-subresource := object.get(input.request, "subResource", "")
-
 # checked holds the containers this request can change: all of them, or
 # only the ephemeral ones through pods/ephemeralcontainers (which cannot
 # change annotations or pod-level fields).
 checked := kubernetes.containers if {
 	kubernetes.is_create_or_update
-	subresource == ""
+	kubernetes.subresource == ""
 }
 
 checked := [c | some c in kubernetes.containers; c.field == "ephemeralContainers"] if {
 	kubernetes.is_create_or_update
 	kubernetes.is_pod
-	subresource == "ephemeralcontainers"
+	kubernetes.subresource == "ephemeralcontainers"
 }
 
 # pod_level is true when the request can change annotations and pod fields.
 pod_level if {
 	kubernetes.is_create_or_update
-	subresource == ""
+	kubernetes.subresource == ""
 	kubernetes.pod
 }
 

@@ -185,19 +185,17 @@ _under(prefix, repository) if {
 
 # Containers ---------------------------------------------------------------
 
-subresource := object.get(input.request, "subResource", "")
-
 # checked holds the containers this request can change: all of them, or
 # only the ephemeral ones through pods/ephemeralcontainers.
 checked := kubernetes.containers if {
 	kubernetes.is_create_or_update
-	subresource == ""
+	kubernetes.subresource == ""
 }
 
 checked := [c | some c in kubernetes.containers; c.field == "ephemeralContainers"] if {
 	kubernetes.is_create_or_update
 	kubernetes.is_pod
-	subresource == "ephemeralcontainers"
+	kubernetes.subresource == "ephemeralcontainers"
 }
 
 spec_path := "spec" if kubernetes.is_pod

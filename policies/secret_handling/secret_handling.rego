@@ -71,8 +71,6 @@ namespace := ns if {
 	ns != ""
 } else := object.get(kubernetes.obj, ["metadata", "namespace"], "")
 
-subresource := object.get(input.request, "subResource", "")
-
 object_name := object.get(kubernetes.obj, ["metadata", "name"], object.get(kubernetes.obj, ["metadata", "generateName"], ""))
 
 # Credential detectors ---------------------------------------------------
@@ -112,19 +110,19 @@ _describe(kinds) := concat(" and ", sort(kinds))
 # only the ephemeral ones through pods/ephemeralcontainers.
 checked := kubernetes.containers if {
 	kubernetes.is_create_or_update
-	subresource == ""
+	kubernetes.subresource == ""
 }
 
 checked := [c | some c in kubernetes.containers; c.field == "ephemeralContainers"] if {
 	kubernetes.is_create_or_update
 	kubernetes.is_pod
-	subresource == "ephemeralcontainers"
+	kubernetes.subresource == "ephemeralcontainers"
 }
 
 # pod_level is true when the request can change pod-level fields.
 pod_level if {
 	kubernetes.is_create_or_update
-	subresource == ""
+	kubernetes.subresource == ""
 	kubernetes.pod
 }
 
