@@ -83,9 +83,15 @@ _tag := `[\w][\w.-]{0,127}`
 # their exact length.
 _digest := `sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9]{128}`
 
-_reference_pattern := sprintf(`^(%s)/(%s(?:/%s)*)(?::(%s))?(?:@(%s))?$`, [
-	_domain, _path_component, _path_component, _tag, _digest,
-])
+# Anchored patterns, each matched on its own part of a reference: plain
+# matches are several times cheaper than one pattern with capture groups.
+_domain_pattern := sprintf(`^%s$`, [_domain])
+
+_path_pattern := sprintf(`^%s(?:/%s)*$`, [_path_component, _path_component])
+
+_tag_pattern := sprintf(`^%s$`, [_tag])
+
+_digest_pattern := sprintf(`^(?:%s)$`, [_digest])
 
 # _split_domain is splitDockerDomain of distribution/reference: the first
 # path component is a registry when it contains "." or ":", is "localhost",
@@ -127,24 +133,58 @@ _official("docker.io", remainder) := remainder if {
 # tag is the tag the runtime uses ("latest" when the reference has neither
 # a tag nor a digest, "" when it has only a digest), tagged whether the
 # reference spells a tag. Undefined for a reference the runtime rejects.
+# Like upstream, a first component that looks like a registry but is not a
+# valid host name ("my_registry.com/app") leaves the registry empty.
 parse_reference(ref) := result if {
 	not regex.match(`^[a-f0-9]{64}$`, ref)
-	[domain, remainder] := _split_domain(ref)
-
-	# Repository names must be lower case (the tag need not be).
-	remote := split(remainder, ":")[0]
-	lower(remote) == remote
-
-	full := concat("/", [domain, remainder])
-	[match] := regex.find_all_string_submatch_n(_reference_pattern, full, 1)
-	(count(match[1]) + 1) + count(match[2]) <= 255
+	[name_tag, digest] := _split_digest(ref)
+	[name, tag] := _split_tag(name_tag)
+	[domain, remainder] := _split_domain(name)
+	[registry, repository] := _registry_and_repository(domain, remainder)
+	count(repository) <= 255
 	result := {
-		"registry": match[1],
-		"repository": match[2],
-		"tag": _effective_tag(match[3], match[4]),
-		"digest": match[4],
-		"tagged": match[3] != "",
+		"registry": registry,
+		"repository": repository,
+		"tag": _effective_tag(tag, digest),
+		"digest": digest,
+		"tagged": tag != "",
 	}
+}
+
+_split_digest(ref) := [substring(ref, 0, i), digest] if {
+	i := indexof(ref, "@")
+	i >= 0
+	digest := substring(ref, i + 1, -1)
+	regex.match(_digest_pattern, digest)
+}
+
+_split_digest(ref) := [ref, ""] if not contains(ref, "@")
+
+# The tag follows the first ":" of the last path component (path
+# components never contain ":"; a registry's port is in the first one).
+_split_tag(name_tag) := [substring(name_tag, 0, (count(name_tag) - count(tag)) - 1), tag] if {
+	parts := split(name_tag, "/")
+	last := parts[count(parts) - 1]
+	i := indexof(last, ":")
+	i >= 0
+	tag := substring(last, i + 1, -1)
+	regex.match(_tag_pattern, tag)
+}
+
+_split_tag(name_tag) := [name_tag, ""] if {
+	parts := split(name_tag, "/")
+	not contains(parts[count(parts) - 1], ":")
+}
+
+_registry_and_repository(domain, remainder) := [domain, remainder] if {
+	regex.match(_domain_pattern, domain)
+	regex.match(_path_pattern, remainder)
+}
+
+_registry_and_repository(domain, remainder) := ["", name] if {
+	not regex.match(_domain_pattern, domain)
+	name := concat("/", [domain, remainder])
+	regex.match(_path_pattern, name)
 }
 
 _effective_tag("", "") := "latest"
@@ -210,7 +250,12 @@ images := [{"c": c, "image": image, "ref": ref} |
 	image := object.get(c.container, "image", "")
 	image != ""
 	ref := parse_reference(image)
+	ref.registry != ""
 ]
+
+# pullable is true for a valid reference with a registry (upstream accepts
+# "my_registry.com/app" with an empty registry, which no runtime can pull).
+pullable(image) if parse_reference(image).registry != ""
 
 violation(c, check, field, msg) := {"msg": msg, "check": check, "container": c.name, "field": field}
 
@@ -220,7 +265,7 @@ deny contains violation(c, "invalid_reference", field, msg) if {
 	some c in checked
 	image := object.get(c.container, "image", "")
 	image != ""
-	not parse_reference(image)
+	not pullable(image)
 	field := field_path(c, "image")
 	msg := sprintf("container %q image %q is not a valid image reference (%s)", [c.name, image, field])
 }

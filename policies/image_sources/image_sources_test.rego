@@ -67,6 +67,17 @@ test_invalid_reference_denied if {
 	msgs(image_sources.deny) == {`container "app" image "Nginx:1.27" is not a valid image reference (spec.containers[0].image)`} with input as one("Nginx:1.27")
 }
 
+# Upstream parses "my_registry.com/app:1" with an empty registry; nothing can
+# pull that, so it is as invalid as a reference that does not parse.
+test_reference_without_valid_registry_denied if {
+	image_sources.deny == {{
+		"msg": `container "app" image "my_registry.com/app:1" is not a valid image reference (spec.containers[0].image)`,
+		"check": "invalid_reference",
+		"container": "app",
+		"field": "spec.containers[0].image",
+	}} with input as one("my_registry.com/app:1")
+}
+
 test_missing_image_left_to_api_validation if {
 	count(image_sources.deny) == 0 with input as pod({"containers": [{"name": "app"}]})
 }

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -330,5 +331,99 @@ func TestIssue4EphemeralContainersSubresource(t *testing.T) {
 	}
 	if dec.Allowed {
 		t.Error("allowed, want denied")
+	}
+}
+
+// benchPod returns a Pod in namespace shop with one init container and n
+// containers, each with a realistic mix of env vars, a Secret reference, a
+// security context with an AppArmor profile and the matching annotation.
+func benchPod(tb testing.TB, n int) []byte {
+	tb.Helper()
+	container := func(name, image string) map[string]any {
+		return map[string]any{
+			"name":            name,
+			"image":           image,
+			"imagePullPolicy": "IfNotPresent",
+			"args":            []any{"--config=/etc/app/config.yaml", "--listen=:8080"},
+			"env": []any{
+				map[string]any{"name": "LOG_LEVEL", "value": "info"},
+				map[string]any{"name": "DB_HOST", "value": "postgres.shop.svc"},
+				map[string]any{"name": "DB_PASSWORD_FILE", "value": "/vault/secrets/db"},
+				map[string]any{"name": "UPSTREAM_URL", "value": "http://backend.shop.svc:8080/api"},
+				map[string]any{"name": "API_TOKEN", "valueFrom": map[string]any{"secretKeyRef": map[string]any{"name": "api", "key": "token"}}},
+				map[string]any{"name": "POD_NAME", "valueFrom": map[string]any{"fieldRef": map[string]any{"fieldPath": "metadata.name"}}},
+			},
+			"resources": map[string]any{"requests": map[string]any{"cpu": "100m", "memory": "128Mi"}},
+			"securityContext": map[string]any{
+				"allowPrivilegeEscalation": false,
+				"capabilities":             map[string]any{"drop": []any{"ALL"}},
+				"appArmorProfile":          map[string]any{"type": "Localhost", "localhostProfile": "k8s-app"},
+			},
+		}
+	}
+	annotations := map[string]any{}
+	containers := []any{}
+	for i := range n {
+		name := fmt.Sprintf("app-%d", i)
+		containers = append(containers, container(name, fmt.Sprintf("registry.example.com/shop/app-%d:1.%d.0", i, i)))
+		annotations["container.apparmor.security.beta.kubernetes.io/"+name] = "localhost/k8s-app"
+	}
+	pod := map[string]any{
+		"apiVersion": "v1",
+		"kind":       "Pod",
+		"metadata": map[string]any{
+			"name":        "shop-api-6f7d9c-abcde",
+			"namespace":   "shop",
+			"labels":      map[string]any{"app.kubernetes.io/name": "api", "pod-template-hash": "6f7d9c"},
+			"annotations": annotations,
+		},
+		"spec": map[string]any{
+			"automountServiceAccountToken": false,
+			"securityContext":              map[string]any{"runAsNonRoot": true, "appArmorProfile": map[string]any{"type": "RuntimeDefault"}},
+			"initContainers":               []any{container("init", "registry.example.com/shop/migrate:1.0.0")},
+			"containers":                   containers,
+		},
+	}
+	raw, err := json.Marshal(pod)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return raw
+}
+
+// BenchmarkIssue4Policies evaluates image_sources, secret_handling and
+// apparmor together (all optional modes on, through the engine as the
+// server does) on a typical pod (1 init container + 2 containers) and a
+// 30-container pod, and each policy alone on the large one. The pods are
+// admitted, so every rule runs to the end.
+func BenchmarkIssue4Policies(b *testing.B) {
+	eng := loadEngine(b, filepath.Join(testdata, issue4Config))
+	for _, bc := range []struct {
+		name       string
+		containers int
+		policies   []string
+	}{
+		{"typical/all", 2, issue4},
+		{"30-containers/all", 30, issue4},
+		{"30-containers/image_sources", 30, []string{"image_sources"}},
+		{"30-containers/secret_handling", 30, []string{"secret_handling"}},
+		{"30-containers/apparmor", 30, []string{"apparmor"}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			raw := benchPod(b, bc.containers)
+			req := request(b, raw, admissionv1.Create, "")
+			dec, err := eng.Evaluate(context.Background(), engine.Validating, req, engine.Options{Policies: bc.policies})
+			if err != nil || !dec.Allowed || len(dec.Violations) > 0 || len(dec.Errors) > 0 {
+				b.Fatalf("pod must be admitted cleanly: err %v, decision %+v", err, dec)
+			}
+			b.SetBytes(int64(len(raw)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := eng.Evaluate(context.Background(), engine.Validating, req, engine.Options{Policies: bc.policies}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -7,7 +7,9 @@ import data.portcullis.image_sources
 # ParseNormalizedNamed (with crypto/sha256 and crypto/sha512 linked, as in
 # kubelet and containerd); "tag" is the tag the runtime pulls ("latest" when
 # the reference has neither tag nor digest), null marks a reference the
-# runtime rejects.
+# runtime rejects. An empty registry is upstream's answer for a first
+# component that looks like a host but is not a valid one; the policy
+# denies such images as not pullable.
 reference_cases := [
 	{"ref": "nginx", "want": {"registry": "docker.io", "repository": "library/nginx", "tag": "latest", "tagged": false, "digest": ""}},
 	{"ref": "nginx:1.27", "want": {"registry": "docker.io", "repository": "library/nginx", "tag": "1.27", "tagged": true, "digest": ""}},
@@ -69,6 +71,14 @@ reference_cases := [
 	{"ref": "a/b/", "want": null},
 	{"ref": "registry.example.com/", "want": null},
 	{"ref": "nginx@", "want": null},
+	{"ref": "a.b_c/x", "want": {"registry": "", "repository": "a.b_c/x", "tag": "latest", "tagged": false, "digest": ""}},
+	{"ref": "my_registry.com/app:1", "want": {"registry": "", "repository": "my_registry.com/app", "tag": "1", "tagged": true, "digest": ""}},
+	{"ref": "foo_bar.io/x", "want": {"registry": "", "repository": "foo_bar.io/x", "tag": "latest", "tagged": false, "digest": ""}},
+	{"ref": "localhost:5000/ns/app:v1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "want": {"registry": "localhost:5000", "repository": "ns/app", "tag": "v1", "tagged": true, "digest": "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}},
+	{"ref": "example.com/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "want": {"registry": "example.com", "repository": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "tag": "latest", "tagged": false, "digest": ""}},
+	{"ref": "example.com/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "want": null},
+	{"ref": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "want": {"registry": "docker.io", "repository": "library/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "tag": "latest", "tagged": false, "digest": ""}},
+	{"ref": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "want": null},
 ]
 
 parsed(ref) := got if {
