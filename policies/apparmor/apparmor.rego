@@ -93,6 +93,10 @@ pod_profile := kubernetes.pod_spec.securityContext.appArmorProfile
 
 container_profile(c) := c.container.securityContext.appArmorProfile
 
+# container_names are the names of all the pod's containers (a rule, so it
+# is built once, not once per annotation).
+container_names := {c.name | some c in kubernetes.containers}
+
 # annotations maps container name to the annotation's value.
 annotations := {name: value |
 	some key, value in kubernetes.pod_annotations
@@ -189,7 +193,7 @@ _annotation_problem(value) := sprintf("%q is not a valid profile (runtime/defaul
 deny contains {"msg": msg, "check": "annotation_container", "container": name, "field": field} if {
 	pod_level
 	some name, _ in annotations
-	not name in {c.name | some c in kubernetes.containers}
+	not name in container_names
 	field := annotation_path(name)
 	msg := sprintf("AppArmor annotation names container %q, which the pod does not have (%s)", [name, field])
 }

@@ -70,77 +70,52 @@ effective := object.union(base, object.filter(matching_overrides[0], setting_nam
 
 # Image references ---------------------------------------------------------
 
-# The grammar of github.com/distribution/reference (regexp.go).
-_domain_component := `(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])`
-
-_domain := sprintf(`(?:%s(?:\.%s)*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?`, [_domain_component, _domain_component])
-
-_path_component := `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`
-
-_tag := `[\w][\w.-]{0,127}`
-
+# The grammar of github.com/distribution/reference (regexp.go), spelled out
+# as literal, anchored patterns without capture groups (literals cost
+# nothing to build on each evaluation; plain matches are several times
+# cheaper than matches with captures):
+#   domain-component := [a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]
+#                       (written [a-zA-Z0-9]+(-+[a-zA-Z0-9]+)*: the same
+#                       strings, with less backtracking)
+#   domain           := (domain-component ("." domain-component)* | "[" ipv6 "]") (":" port)?
+#   path-component   := [a-z0-9]+ (("." | "_" | "__" | "-"+) [a-z0-9]+)*
+#   tag              := [\w][\w.-]{0,127}
 # go-digest accepts only the algorithms it knows, with lower-case hex of
-# their exact length.
-_digest := `sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9]{128}`
+# their exact length. _domain_pattern is a registry on its own.
+_domain_pattern := `^(?:[a-zA-Z0-9]+(?:-+[a-zA-Z0-9]+)*(?:\.[a-zA-Z0-9]+(?:-+[a-zA-Z0-9]+)*)*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$`
 
-# Anchored patterns, each matched on its own part of a reference: plain
-# matches are several times cheaper than one pattern with capture groups.
-_domain_pattern := sprintf(`^%s$`, [_domain])
-
-_path_pattern := sprintf(`^%s(?:/%s)*$`, [_path_component, _path_component])
-
-_tag_pattern := sprintf(`^%s$`, [_tag])
-
-_digest_pattern := sprintf(`^(?:%s)$`, [_digest])
-
-# _split_domain is splitDockerDomain of distribution/reference: the first
-# path component is a registry when it contains "." or ":", is "localhost",
-# or has upper-case letters; otherwise the image is on Docker Hub, where
-# single-component names live under library/.
-_split_domain(ref) := [domain, remainder] if {
-	i := indexof(ref, "/")
-	i >= 0
-	first := substring(ref, 0, i)
-	_is_domain(first)
-	domain := _hub(first)
-	remainder := _official(domain, substring(ref, i + 1, -1))
-} else := ["docker.io", _official("docker.io", ref)]
-
-_is_domain(first) if regex.match(`[.:]`, first)
-
-_is_domain("localhost")
-
-_is_domain(first) if lower(first) != first
-
-_hub("index.docker.io") := "docker.io"
-
-_hub(d) := d if d != "index.docker.io"
-
-_official("docker.io", remainder) := concat("", ["library/", remainder]) if {
-	not contains(remainder, "/")
-}
-
-_official(domain, remainder) := remainder if {
-	domain != "docker.io"
-}
-
-_official("docker.io", remainder) := remainder if {
-	contains(remainder, "/")
-}
+# The whole reference as a user may write it: an optional registry, the
+# path, an optional tag and an optional digest. Which first component is a
+# registry is decided afterwards, as upstream does.
+_reference_pattern := `^(?:(?:[a-zA-Z0-9]+(?:-+[a-zA-Z0-9]+)*(?:\.[a-zA-Z0-9]+(?:-+[a-zA-Z0-9]+)*)*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@(?:sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9]{128}))?$`
 
 # parse_reference normalises an image reference as the container runtime
-# does and returns {"registry", "repository", "tag", "digest", "tagged"}:
-# tag is the tag the runtime uses ("latest" when the reference has neither
-# a tag nor a digest, "" when it has only a digest), tagged whether the
-# reference spells a tag. Undefined for a reference the runtime rejects.
-# Like upstream, a first component that looks like a registry but is not a
-# valid host name ("my_registry.com/app") leaves the registry empty.
+# does (ParseNormalizedNamed of github.com/distribution/reference) and
+# returns {"registry", "repository", "tag", "digest", "tagged"}: tag is the
+# tag the runtime uses ("latest" when the reference has neither a tag nor a
+# digest, "" when it has only a digest), tagged whether the reference spells
+# a tag. Undefined for a reference the runtime rejects. Like upstream, a
+# first component that looks like a registry but is not a valid host name
+# ("my_registry.com/app") leaves the registry empty.
+#
+# One match validates the whole reference; plain string operations then
+# take it apart. (Written flat: on a large pod, parsing is most of this
+# policy's cost, and each helper function call costs about as much as a
+# dozen expressions.)
 parse_reference(ref) := result if {
 	not regex.match(`^[a-f0-9]{64}$`, ref)
-	[name_tag, digest] := _split_digest(ref)
-	[name, tag] := _split_tag(name_tag)
-	[domain, remainder] := _split_domain(name)
-	[registry, repository] := _registry_and_repository(domain, remainder)
+	regex.match(_reference_pattern, ref)
+
+	# The digest follows "@"; the tag follows ":" in the last path component
+	# (a registry's port is in the first one, and the pattern allows no
+	# other ":").
+	at := split(ref, "@")
+	digest := concat("", array.slice(at, 1, 2))
+	parts := split(at[0], "/")
+	tag := concat("", array.slice(split(parts[count(parts) - 1], ":"), 1, 2))
+	name := trim_suffix(at[0], concat(":", ["", tag]))
+
+	[registry, repository] := _locate(parts, name)
 	count(repository) <= 255
 	result := {
 		"registry": registry,
@@ -151,41 +126,26 @@ parse_reference(ref) := result if {
 	}
 }
 
-_split_digest(ref) := [substring(ref, 0, i), digest] if {
-	i := indexof(ref, "@")
-	i >= 0
-	digest := substring(ref, i + 1, -1)
-	regex.match(_digest_pattern, digest)
-}
+# _locate is splitDockerDomain of distribution/reference: the first of
+# several path components is a registry when it contains "." or ":", is
+# "localhost", or has upper-case letters (index.docker.io is docker.io);
+# otherwise the image is on Docker Hub. A registry-like first component
+# that is not a valid host is left in the path, with no registry.
+_locate(parts, name) := [registry, _official(registry, substring(name, count(parts[0]) + 1, -1))] if {
+	count(parts) > 1
+	regex.match(`[.:A-Z]|^localhost$`, parts[0])
+	regex.match(_domain_pattern, parts[0])
+	registry := _hub(parts[0])
+} else := ["", name] if {
+	count(parts) > 1
+	regex.match(`[.:A-Z]|^localhost$`, parts[0])
+} else := ["docker.io", _official("docker.io", name)]
 
-_split_digest(ref) := [ref, ""] if not contains(ref, "@")
-
-# The tag follows the first ":" of the last path component (path
-# components never contain ":"; a registry's port is in the first one).
-_split_tag(name_tag) := [substring(name_tag, 0, (count(name_tag) - count(tag)) - 1), tag] if {
-	parts := split(name_tag, "/")
-	last := parts[count(parts) - 1]
-	i := indexof(last, ":")
-	i >= 0
-	tag := substring(last, i + 1, -1)
-	regex.match(_tag_pattern, tag)
-}
-
-_split_tag(name_tag) := [name_tag, ""] if {
-	parts := split(name_tag, "/")
-	not contains(parts[count(parts) - 1], ":")
-}
-
-_registry_and_repository(domain, remainder) := [domain, remainder] if {
-	regex.match(_domain_pattern, domain)
-	regex.match(_path_pattern, remainder)
-}
-
-_registry_and_repository(domain, remainder) := ["", name] if {
-	not regex.match(_domain_pattern, domain)
-	name := concat("/", [domain, remainder])
-	regex.match(_path_pattern, name)
-}
+# On Docker Hub, single-component names live under library/.
+_official(registry, repository) := concat("/", ["library", repository]) if {
+	registry == "docker.io"
+	not contains(repository, "/")
+} else := repository
 
 _effective_tag("", "") := "latest"
 
@@ -195,21 +155,33 @@ _effective_tag("", digest) := "" if digest != ""
 
 # Allow and deny entries ---------------------------------------------------
 
-# entry_matches is true when the "registry[/repository-prefix]" entry covers
-# the parsed reference: same registry (case-insensitive, index.docker.io is
-# docker.io), and the repository equals the prefix or lies under it at a
-# "/" boundary, so "r.example.com/team" never admits "r.example.com/team-evil".
-entry_matches(entry, ref) if {
-	[registry, prefix] := _split_entry(entry)
-	registry == lower(ref.registry)
-	_under(prefix, ref.repository)
+# The configured "registry[/repository-prefix]" entries, split once per
+# evaluation rather than once per image.
+allowed_entries := [_split_entry(e) | some e in effective.allowed]
+
+denied_entries := [_split_entry(e) | some e in effective.denied]
+
+# _covers is true when the split entry covers the parsed reference: same
+# registry (case-insensitive, index.docker.io is docker.io), and the
+# repository equals the prefix or lies under it at a "/" boundary, so
+# "r.example.com/team" never admits "r.example.com/team-evil".
+_covers(entry, ref) if {
+	entry.registry == lower(ref.registry)
+	_under(entry.prefix, ref.repository)
 }
 
-_split_entry(entry) := [_hub(lower(entry)), ""] if {
+# _hub names Docker Hub by one name.
+_hub(registry) := object.get({"index.docker.io": "docker.io"}, registry, registry)
+
+_split_entry(entry) := {"entry": entry, "registry": _hub(lower(entry)), "prefix": ""} if {
 	not contains(entry, "/")
 }
 
-_split_entry(entry) := [_hub(lower(substring(entry, 0, i))), trim_right(substring(entry, i + 1, -1), "/")] if {
+_split_entry(entry) := {
+	"entry": entry,
+	"registry": _hub(lower(substring(entry, 0, i))),
+	"prefix": trim_right(substring(entry, i + 1, -1), "/"),
+} if {
 	i := indexof(entry, "/")
 	i >= 0
 }
@@ -244,35 +216,45 @@ spec_path := concat(".", array.concat(kubernetes.template_paths[kubernetes.kind]
 
 field_path(c, name) := sprintf("%s.%s[%d].%s", [spec_path, c.field, c.index, name])
 
-# images are the checked containers with their parsed references.
-images := [{"c": c, "image": image, "ref": ref} |
+# with_image are the checked containers that name an image (the API
+# rejects the others), each with it.
+with_image := [{"c": c, "image": image} |
 	some c in checked
 	image := object.get(c.container, "image", "")
 	image != ""
-	ref := parse_reference(image)
-	ref.registry != ""
 ]
 
-# pullable is true for a valid reference with a registry (upstream accepts
-# "my_registry.com/app" with an empty registry, which no runtime can pull).
-pullable(image) if parse_reference(image).registry != ""
+# references maps each distinct image to its parsed reference, leaving out
+# references that do not parse and those without a registry (upstream
+# accepts "my_registry.com/app" with an empty registry, which no runtime can
+# pull). Parsing once per image, not once per rule, is most of this
+# policy's cost on a large pod.
+references := {image: ref |
+	some image in {i.image | some i in with_image}
+	ref := parse_reference(image)
+	ref.registry != ""
+}
+
+# images are the checked containers with valid references.
+images := [{"c": i.c, "image": i.image, "ref": ref} |
+	some i in with_image
+	ref := references[i.image]
+]
 
 violation(c, check, field, msg) := {"msg": msg, "check": check, "container": c.name, "field": field}
 
 # Rules ------------------------------------------------------------------
 
-deny contains violation(c, "invalid_reference", field, msg) if {
-	some c in checked
-	image := object.get(c.container, "image", "")
-	image != ""
-	not pullable(image)
-	field := field_path(c, "image")
-	msg := sprintf("container %q image %q is not a valid image reference (%s)", [c.name, image, field])
+deny contains violation(i.c, "invalid_reference", field, msg) if {
+	some i in with_image
+	not references[i.image]
+	field := field_path(i.c, "image")
+	msg := sprintf("container %q image %q is not a valid image reference (%s)", [i.c.name, i.image, field])
 }
 
 deny contains violation(i.c, "denied_source", field, msg) if {
 	some i in images
-	denied := [e | some e in effective.denied; entry_matches(e, i.ref)]
+	denied := [e.entry | some e in denied_entries; _covers(e, i.ref)]
 	count(denied) > 0
 	field := field_path(i.c, "image")
 	msg := sprintf("container %q image %q comes from %q, which is denied (%s)", [i.c.name, i.image, denied[0], field])
@@ -289,8 +271,8 @@ deny contains violation(i.c, "unallowed_source", field, msg) if {
 }
 
 _allowed(ref) if {
-	some e in effective.allowed
-	entry_matches(e, ref)
+	some e in allowed_entries
+	_covers(e, ref)
 }
 
 # A digest pins the image whatever the tag says, so "name:latest@sha256:..."

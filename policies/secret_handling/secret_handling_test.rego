@@ -78,6 +78,22 @@ test_configured_name_patterns if {
 		with data.portcullis.config.policies.secret_handling.env_name_patterns as [`^DSN$`]
 }
 
+# The patterns are matched as one alternation; each keeps its own flags.
+test_name_pattern_flags_stay_per_pattern if {
+	msgs(secret_handling.deny) == {`container "app" env var "my_foo" has a credential-like name and a literal value; take it from a Secret (spec.containers[0].env[0].value)`} with input as with_env([{"name": "my_foo", "value": "x"}, {"name": "my_bar", "value": "x"}])
+		with data.portcullis.config.policies.secret_handling.env_name_patterns as [`(?i)FOO`, `BAR`]
+}
+
+test_no_name_patterns_disables_name_rule if {
+	count(secret_handling.deny) == 0 with input as with_env([{"name": "DB_PASSWORD", "value": "x"}])
+		with data.portcullis.config.policies.secret_handling.env_name_patterns as []
+}
+
+test_no_ignored_names if {
+	count(secret_handling.deny) == 1 with input as with_env([{"name": "DB_PASSWORD_FILE", "value": "/run/x"}])
+		with data.portcullis.config.policies.secret_handling.ignored_env_names as []
+}
+
 test_configured_ignored_names if {
 	count(secret_handling.deny) == 0 with input as with_env([{"name": "TOKEN_AUDIENCE", "value": "vault"}])
 		with data.portcullis.config.policies.secret_handling.ignored_env_names as [`^TOKEN_AUDIENCE$`]
