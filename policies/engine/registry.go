@@ -85,11 +85,11 @@ func (p *Policy) AppliesTo(resource, subResource string) bool {
 // Registry is an immutable, validated set of policies with the configuration
 // they were loaded with. Build one with Load; hot reload builds a new one.
 type Registry struct {
-	policies  []*Policy // sorted by ID
-	byID      map[string]*Policy
-	config    map[string]any
-	exempt    []string
-	Warnings  []string // non-fatal load findings (e.g. config for unknown policies)
+	policies []*Policy // sorted by ID
+	byID     map[string]*Policy
+	config   map[string]any
+	exempt   []string
+	Warnings []string // non-fatal load findings (e.g. config for unknown policies)
 }
 
 // Source is what a Registry is loaded from.
@@ -140,7 +140,12 @@ func Load(ctx context.Context, src Source) (*Registry, error) {
 	}, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
 
 	reg := &Registry{byID: map[string]*Policy{}, config: cfg, exempt: st.exemptNamespaces}
+	known := map[string]bool{} // loaded or disabled: settings for them are not a typo
 	for _, p := range policies {
+		known[p.ID] = true
+		if !p.enabled(st.policies[p.ID]) {
+			continue
+		}
 		q := p.queryString()
 		pq, err := rego.New(
 			rego.Query(q),
@@ -156,7 +161,7 @@ func Load(ctx context.Context, src Source) (*Registry, error) {
 		reg.byID[p.ID] = p
 	}
 	for id := range st.policies {
-		if reg.byID[id] == nil {
+		if !known[id] {
 			reg.Warnings = append(reg.Warnings, fmt.Sprintf("config: policies.%s: no such policy loaded", id))
 		}
 	}
@@ -281,9 +286,7 @@ func discover(modules map[string]*ast.Module, compiler *ast.Compiler, st setting
 	}
 	out := make([]*Policy, 0, len(byID))
 	for _, p := range byID {
-		if p.enabled(st.policies[p.ID]) {
-			out = append(out, p)
-		}
+		out = append(out, p)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil

@@ -1,0 +1,84 @@
+// Package app holds Portcullis' commands. Each subcommand has an options
+// struct with AddFlags, Validate and Run, so tests call them directly.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes shared by every command.
+const (
+	// ExitOK means success (validate: everything admitted).
+	ExitOK = 0
+	// ExitDenied means validate denied at least one object, or tests failed.
+	ExitDenied = 1
+	// ExitUsage means bad flags, unreadable input or policies that do not load.
+	ExitUsage = 2
+)
+
+// exitError carries an exit code through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageError marks err as a usage or input error (exit 2).
+func usageError(err error) error { return &exitError{code: ExitUsage, err: err} }
+
+// IO bundles the streams commands read and write.
+type IO struct {
+	In       io.Reader
+	Out, Err io.Writer
+}
+
+// NewRootCommand builds the portcullis command tree.
+func NewRootCommand(streams IO) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "portcullis",
+		Short:         "Kubernetes admission webhook policy server (Rego)",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(streams.In)
+	root.SetOut(streams.Out)
+	root.SetErr(streams.Err)
+	root.AddCommand(newServeCommand(streams), newValidateCommand(streams), newTestCommand(streams))
+	return root
+}
+
+// Main runs the command line and returns the process exit code.
+func Main(args []string, in io.Reader, out, errOut io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := NewRootCommand(IO{In: in, Out: out, Err: errOut})
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(errOut, "Error:", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(errOut, "Error:", err)
+	return ExitUsage
+}

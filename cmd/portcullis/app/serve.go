@@ -1,0 +1,319 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/go-logr/zapr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/portcullis/portcullis/certs"
+	"github.com/portcullis/portcullis/policies/engine"
+	"github.com/portcullis/portcullis/webhooks"
+)
+
+// ServeOptions configure `portcullis serve`.
+type ServeOptions struct {
+	Source PolicySourceOptions
+
+	BindAddress        string
+	Port               int
+	CertDir            string
+	HealthBindAddress  string
+	MetricsBindAddress string
+	ClientCAFile       string
+	ClientCN           string
+	EvalTimeout        time.Duration
+	MaxBodyBytes       int64
+	ShutdownDelay      time.Duration
+	ReadHeaderTimeout  time.Duration
+	ReadTimeout        time.Duration
+	EnableHTTP2        bool
+	LogLevel           string
+	LogFormat          string
+
+	// Registry receives the metrics (default: controller-runtime's registry).
+	Registry RegistererGatherer
+
+	// Started, if set, is called once the server is listening (tests).
+	Started func(*webhooks.Server)
+}
+
+// NewServeOptions returns the defaults.
+func NewServeOptions() *ServeOptions {
+	return &ServeOptions{
+		BindAddress:        "127.0.0.1",
+		Port:               9443,
+		HealthBindAddress:  "127.0.0.1:8081",
+		MetricsBindAddress: "127.0.0.1:8080",
+		EvalTimeout:        time.Second,
+		MaxBodyBytes:       webhooks.DefaultMaxBodyBytes,
+		ShutdownDelay:      5 * time.Second,
+		ReadHeaderTimeout:  5 * time.Second,
+		ReadTimeout:        10 * time.Second,
+		LogLevel:           "info",
+		LogFormat:          "json",
+	}
+}
+
+// AddFlags registers the serve flags.
+func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
+	o.Source.AddFlags(fs)
+	fs.StringVar(&o.BindAddress, "bind-address", o.BindAddress, "address the TLS webhook listener binds (0.0.0.0 in a cluster)")
+	fs.IntVar(&o.Port, "port", o.Port, "TLS webhook port")
+	fs.StringVar(&o.CertDir, "cert-dir", o.CertDir, "directory with tls.crt and tls.key, reloaded on change (default: a self-signed certificate generated into a temporary directory)")
+	fs.StringVar(&o.HealthBindAddress, "health-probe-bind-address", o.HealthBindAddress, "plain-HTTP address for /healthz and /readyz (empty disables)")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "plain-HTTP address for /metrics (empty disables)")
+	fs.StringVar(&o.ClientCAFile, "client-ca", o.ClientCAFile, "PEM CA bundle: require client certificates signed by it")
+	fs.StringVar(&o.ClientCN, "client-cn", o.ClientCN, "with --client-ca: require this client certificate common name")
+	fs.DurationVar(&o.EvalTimeout, "eval-timeout", o.EvalTimeout, "server-side deadline for evaluating one request; keep it below the webhooks' timeoutSeconds")
+	fs.Int64Var(&o.MaxBodyBytes, "max-body-bytes", o.MaxBodyBytes, "largest AdmissionReview accepted (413 beyond)")
+	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", o.ShutdownDelay, "on SIGTERM, keep serving this long after readiness turns false")
+	fs.DurationVar(&o.ReadHeaderTimeout, "read-header-timeout", o.ReadHeaderTimeout, "bound on reading request headers")
+	fs.DurationVar(&o.ReadTimeout, "read-timeout", o.ReadTimeout, "bound on reading a whole request")
+	fs.BoolVar(&o.EnableHTTP2, "enable-http2", o.EnableHTTP2, "serve HTTP/2 (off: the apiserver uses HTTP/1.1)")
+	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "json or console")
+}
+
+// Validate checks the flags.
+func (o *ServeOptions) Validate() error {
+	if err := o.Source.Validate(); err != nil {
+		return err
+	}
+	if o.Port < 0 || o.Port > 65535 {
+		return fmt.Errorf("--port %d: out of range", o.Port)
+	}
+	if o.EvalTimeout <= 0 {
+		return errors.New("--eval-timeout must be positive")
+	}
+	if o.MaxBodyBytes <= 0 {
+		return errors.New("--max-body-bytes must be positive")
+	}
+	if o.ClientCN != "" && o.ClientCAFile == "" {
+		return errors.New("--client-cn needs --client-ca")
+	}
+	if _, err := zapcore.ParseLevel(o.LogLevel); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	if o.LogFormat != "json" && o.LogFormat != "console" {
+		return fmt.Errorf("--log-format %q: must be json or console", o.LogFormat)
+	}
+	return nil
+}
+
+func newServeCommand(streams IO) *cobra.Command {
+	o := NewServeOptions()
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the admission webhook server",
+		Long: `Run the validating (/validate) and mutating (/mutate) admission webhooks over TLS.
+
+With no flags it runs on an embedded default: the built-in policies and a
+self-signed certificate for localhost, listening on 127.0.0.1:9443.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return usageError(err)
+			}
+			return o.Run(cmd.Context(), streams)
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
+
+// NewLogger builds the zap logger for the flags and makes it controller-runtime's
+// logger too (left unset, controller-runtime's delegating logger leaks memory).
+func NewLogger(level, format string, out zapcore.WriteSyncer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	if format == "console" {
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	} else {
+		enc = zapcore.NewJSONEncoder(encCfg)
+	}
+	log := zap.New(zapcore.NewCore(enc, out, lvl))
+	ctrllog.SetLogger(zapr.NewLogger(log))
+	return log, nil
+}
+
+// Run is the composition root: it builds the logger, metrics, registry,
+// engine, reloader, certificates and server, and serves until ctx is done.
+// Policies that do not load stop it here: never serve allow-all.
+func (o *ServeOptions) Run(ctx context.Context, streams IO) error {
+	log, err := NewLogger(o.LogLevel, o.LogFormat, zapcore.AddSync(streams.Err))
+	if err != nil {
+		return usageError(err)
+	}
+	defer func() { _ = log.Sync() }()
+
+	promReg := o.Registry
+	if promReg == nil {
+		promReg = ctrlmetrics.Registry
+	}
+	metrics, err := webhooks.NewMetrics(promReg)
+	if err != nil {
+		return err
+	}
+	reg, err := o.Source.Load(ctx)
+	if err != nil {
+		return usageError(err)
+	}
+	for _, w := range reg.Warnings {
+		log.Warn("policy configuration", zap.String("warning", w))
+	}
+	metrics.PoliciesLoaded.Set(float64(len(reg.Policies())))
+	eng := engine.New(reg, metrics)
+	log.Info("policies loaded", zap.Int("count", len(reg.Policies())), zap.Strings("ids", policyIDs(reg)))
+
+	certDir := o.CertDir
+	if certDir == "" {
+		dir, err := o.selfSigned(streams)
+		if err != nil {
+			return err
+		}
+		certDir = dir
+	}
+	certFile, keyFile := webhooks.CertPaths(certDir)
+
+	srv := webhooks.NewServer(webhooks.ServerOptions{
+		Addr:              net.JoinHostPort(o.BindAddress, strconv.Itoa(o.Port)),
+		CertFile:          certFile,
+		KeyFile:           keyFile,
+		ClientCAFile:      o.ClientCAFile,
+		ClientCN:          o.ClientCN,
+		HealthAddr:        o.HealthBindAddress,
+		MetricsAddr:       o.MetricsBindAddress,
+		ShutdownDelay:     o.ShutdownDelay,
+		ReadHeaderTimeout: o.ReadHeaderTimeout,
+		ReadTimeout:       o.ReadTimeout,
+		EnableHTTP2:       o.EnableHTTP2,
+	}, log, promReg, nil)
+	for path, phase := range map[string]engine.Phase{webhooks.PathValidate: engine.Validating, webhooks.PathMutate: engine.Mutating} {
+		srv.Handle(path, &webhooks.Webhook{
+			Handler:      &webhooks.Handler{Engine: eng, Phase: phase, Timeout: o.EvalTimeout, Log: log.Named("decision"), Metrics: metrics},
+			MaxBodyBytes: o.MaxBodyBytes,
+			Log:          log.Named("webhook"),
+			Metrics:      metrics,
+			Phase:        string(phase),
+		})
+	}
+
+	if paths := o.Source.WatchPaths(); len(paths) > 0 {
+		rl := &engine.Reloader{
+			Engine: eng,
+			Load:   o.Source.Load,
+			Paths:  paths,
+			OnReload: func(reg *engine.Registry, err error) {
+				if err != nil {
+					metrics.Reloads.WithLabelValues("error").Inc()
+					log.Error("policy reload failed; keeping the last good policy set", zap.Error(err))
+					return
+				}
+				metrics.Reloads.WithLabelValues("success").Inc()
+				metrics.PoliciesLoaded.Set(float64(len(reg.Policies())))
+				log.Info("policies reloaded", zap.Int("count", len(reg.Policies())), zap.Strings("ids", policyIDs(reg)))
+			},
+		}
+		go func() {
+			if err := rl.Run(ctx); err != nil {
+				log.Error("policy watcher stopped", zap.Error(err))
+			}
+		}()
+	}
+	if o.Started != nil {
+		go func() {
+			select {
+			case <-srv.Bound():
+				o.Started(srv)
+			case <-ctx.Done():
+			}
+		}()
+	}
+	return srv.Start(ctx)
+}
+
+// selfSigned generates a CA and a localhost serving certificate into a new
+// temporary directory and tells the user how to call the server.
+func (o *ServeOptions) selfSigned(streams IO) (string, error) {
+	dir, err := os.MkdirTemp("", "portcullis-certs-")
+	if err != nil {
+		return "", fmt.Errorf("create certificate directory: %w", err)
+	}
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	if ip := net.ParseIP(o.BindAddress); ip != nil && !ip.IsUnspecified() && !ip.IsLoopback() {
+		hosts = append(hosts, o.BindAddress)
+	}
+	b, err := certs.Generate(hosts, 365*24*time.Hour, 30*24*time.Hour, time.Now())
+	if err != nil {
+		return "", err
+	}
+	if err := b.WriteDir(dir); err != nil {
+		return "", err
+	}
+	sample := filepath.Join(dir, "sample-review.json")
+	if err := os.WriteFile(sample, []byte(sampleReview), 0o600); err != nil {
+		return "", fmt.Errorf("write sample review: %w", err)
+	}
+	host := o.BindAddress
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	fmt.Fprintf(streams.Out, "Self-signed certificate for %v in %s\nCA bundle: %s\nTry:\n  curl --cacert %s -H 'Content-Type: application/json' --data @%s https://%s/validate\n",
+		hosts, dir, filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.crt"), sample, net.JoinHostPort(host, strconv.Itoa(o.Port)))
+	return dir, nil
+}
+
+// RegistererGatherer is a Prometheus registry.
+type RegistererGatherer interface {
+	prometheus.Registerer
+	prometheus.Gatherer
+}
+
+func policyIDs(reg *engine.Registry) []string {
+	var ids []string
+	for _, p := range reg.Policies() {
+		ids = append(ids, p.ID)
+	}
+	return ids
+}
+
+// sampleReview is a privileged pod: the built-in policies refuse it.
+const sampleReview = `{
+  "apiVersion": "admission.k8s.io/v1",
+  "kind": "AdmissionReview",
+  "request": {
+    "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+    "kind": {"group": "", "version": "v1", "kind": "Pod"},
+    "resource": {"group": "", "version": "v1", "resource": "pods"},
+    "namespace": "default",
+    "name": "sample",
+    "operation": "CREATE",
+    "userInfo": {"username": "alice"},
+    "object": {
+      "apiVersion": "v1",
+      "kind": "Pod",
+      "metadata": {"name": "sample", "namespace": "default"},
+      "spec": {"containers": [{"name": "app", "image": "nginx:latest", "securityContext": {"privileged": true}}]}
+    }
+  }
+}
+`

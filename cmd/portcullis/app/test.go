@@ -1,0 +1,168 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/tester"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/portcullis/portcullis/policies"
+)
+
+// TestOptions configure `portcullis test`.
+type TestOptions struct {
+	// Dir holds the policies and their *_test.rego (default: the built-in set).
+	Dir     string
+	Verbose bool
+	Filter  string
+	Timeout time.Duration
+}
+
+// AddFlags registers the test flags.
+func (o *TestOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "print every test")
+	fs.StringVarP(&o.Filter, "run", "r", "", "run only tests whose name contains this")
+	fs.DurationVar(&o.Timeout, "timeout", 30*time.Second, "timeout for each test")
+}
+
+// Validate checks the directory.
+func (o *TestOptions) Validate() error {
+	if o.Dir == "" {
+		return nil
+	}
+	fi, err := os.Stat(o.Dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s: not a directory", o.Dir)
+	}
+	return nil
+}
+
+func newTestCommand(streams IO) *cobra.Command {
+	o := &TestOptions{}
+	cmd := &cobra.Command{
+		Use:   "test [DIR]",
+		Short: "Run the Rego unit tests of a policy directory (default: the built-in policies)",
+		Long: `Test runs the *_test.rego unit tests with OPA's test runner, as 'opa test DIR'
+would, so a policy author needs only this binary.
+
+Exit codes: 0 all tests pass, 1 a test failed, 2 the policies do not load.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				o.Dir = args[0]
+			}
+			if err := o.Validate(); err != nil {
+				return usageError(err)
+			}
+			return o.Run(cmd.Context(), streams)
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
+
+// Run runs the tests and reports them like opa test.
+func (o *TestOptions) Run(ctx context.Context, streams IO) error {
+	var fsys fs.FS = policies.FS
+	if o.Dir != "" {
+		fsys = os.DirFS(o.Dir)
+	}
+	modules, err := parseAll(fsys)
+	if err != nil {
+		return usageError(err)
+	}
+	store := inmem.New()
+	txn, err := store.NewTransaction(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Abort(ctx, txn)
+	runner := tester.NewRunner().
+		SetCompiler(ast.NewCompiler().WithEnablePrintStatements(true)).
+		SetStore(store).
+		SetModules(modules).
+		SetTimeout(o.Timeout).
+		CapturePrintOutput(true).
+		SetDefaultRegoVersion(ast.RegoV1)
+	if o.Filter != "" {
+		runner = runner.Filter(o.Filter)
+	}
+	ch, err := runner.RunTests(ctx, txn)
+	if err != nil {
+		return usageError(fmt.Errorf("run tests: %w", err))
+	}
+	var results []*tester.Result
+	for r := range ch {
+		results = append(results, r)
+	}
+	rep := tester.PrettyReporter{Output: streams.Out, Verbose: o.Verbose}
+	out := make(chan *tester.Result, len(results))
+	failed := 0
+	for _, r := range results {
+		if r.Fail || r.Error != nil {
+			failed++
+		}
+		out <- r
+	}
+	close(out)
+	if err := rep.Report(out); err != nil {
+		return err
+	}
+	if len(results) == 0 {
+		return usageError(errors.New("no tests found"))
+	}
+	if failed > 0 {
+		return &exitError{code: ExitDenied}
+	}
+	return nil
+}
+
+// parseAll parses every .rego file, tests included.
+func parseAll(fsys fs.FS) (map[string]*ast.Module, error) {
+	modules := map[string]*ast.Module{}
+	var errs []error
+	err := fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name != "." && strings.HasPrefix(d.Name(), ".") {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(name, ".rego") {
+			return nil
+		}
+		src, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return err
+		}
+		m, err := ast.ParseModuleWithOpts(name, string(src), ast.ParserOptions{ProcessAnnotation: true, RegoVersion: ast.RegoV1})
+		if err != nil {
+			errs = append(errs, err)
+			return nil
+		}
+		modules[name] = m
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read policies: %w", err)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("parse policies: %w", errors.Join(errs...))
+	}
+	return modules, nil
+}

@@ -1,0 +1,153 @@
+package app
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var updateGolden = os.Getenv("UPDATE_GOLDEN") == "1"
+
+// run executes the portcullis command line in-process.
+func run(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = Main(args, strings.NewReader(stdin), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// golden compares got with testdata/golden/name, rewriting it with UPDATE_GOLDEN=1.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", "golden", name)
+	if updateGolden {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden (regenerate with UPDATE_GOLDEN=1): %v", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from golden file (UPDATE_GOLDEN=1 to accept):\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+const fixturePolicies = "testdata/policies"
+
+func TestValidateGolden(t *testing.T) {
+	stdin, err := os.ReadFile("testdata/manifests/mixed.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		args     []string
+		stdin    string
+		wantCode int
+	}{
+		{"mixed.txt", []string{"-f", "testdata/manifests/mixed.yaml"}, "", ExitDenied},
+		{"mixed.json", []string{"-f", "testdata/manifests/mixed.yaml", "-o", "json"}, "", ExitDenied},
+		{"mixed.xml", []string{"-f", "testdata/manifests/mixed.yaml", "-o", "junit"}, "", ExitDenied},
+		{"mixed-patch.json", []string{"-f", "testdata/manifests/mixed.yaml", "-o", "json", "--show-patch"}, "", ExitDenied},
+		{"mixed-patch.txt", []string{"-f", "testdata/manifests/mixed.yaml", "--show-patch"}, "", ExitDenied},
+		{"mixed-no-mutate.txt", []string{"-f", "testdata/manifests/mixed.yaml", "--no-mutate"}, "", ExitDenied},
+		{"mixed-mutated.yaml", []string{"-f", "testdata/manifests/mixed.yaml", "-o", "yaml"}, "", ExitDenied},
+		{"stdin.txt", []string{"-f", "-"}, string(stdin), ExitDenied},
+		{"list.json", []string{"-f", "testdata/manifests/list.json", "-o", "json"}, "", ExitOK},
+		{"dir.txt", []string{"-f", "testdata/manifests/dir", "-n", "team-a"}, "", ExitOK},
+		{"only-privileged.txt", []string{"-f", "testdata/manifests/mixed.yaml", "--policy", "no_privileged"}, "", ExitDenied},
+		{"only-team.txt", []string{"-f", "testdata/manifests/mixed.yaml", "--policy", "team_label", "--policy", "default_team"}, "", ExitDenied},
+		{"audit-config.txt", []string{"-f", "testdata/manifests/mixed.yaml", "--config", "testdata/audit.yaml"}, "", ExitOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"validate", "--policies", fixturePolicies}, tt.args...)
+			code, out, errOut := run(t, tt.stdin, args...)
+			if code != tt.wantCode {
+				t.Fatalf("exit code %d, want %d; stderr: %s", code, tt.wantCode, errOut)
+			}
+			if errOut != "" {
+				t.Errorf("unexpected stderr: %s", errOut)
+			}
+			golden(t, tt.name, out)
+		})
+	}
+}
+
+func TestValidateErrors(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		stdin      string
+		wantStderr string
+	}{
+		{"broken yaml names the document", []string{"-f", "testdata/manifests/broken.yaml"}, "",
+			"Error: testdata/manifests/broken.yaml: document 1: invalid YAML: yaml: line 3: did not find expected ',' or '}'\n"},
+		{"broken yaml on stdin", []string{"-f", "-"}, "{apiVersion: v1, kind: Pod, metadata: {name: a}}\n---\n\tbad: [\n", "Error: -: document 1: invalid YAML: yaml: found character that cannot start any token\n"},
+		{"missing kind", []string{"-f", "testdata/manifests/nokind.yaml"}, "",
+			"Error: testdata/manifests/nokind.yaml: document 0: missing apiVersion or kind\n"},
+		{"scalar document", []string{"-f", "-"}, "just a string\n", "Error: -: document 0: not a Kubernetes object (expected a mapping with apiVersion and kind)\n"},
+		{"missing file", []string{"-f", "testdata/manifests/nope.yaml"}, "",
+			"Error: testdata/manifests/nope.yaml: stat testdata/manifests/nope.yaml: no such file or directory\n"},
+		{"no input", nil, "", "Error: no input: give -f FILE, -f DIR or -f -\n"},
+		{"unknown policy", []string{"-f", "testdata/manifests/mixed.yaml", "--policy", "nope"}, "",
+			"Error: --policy \"nope\": no such policy (loaded: default_team, no_privileged, team_label)\n"},
+		{"bad output", []string{"-f", "testdata/manifests/mixed.yaml", "-o", "xml"}, "",
+			"Error: --output \"xml\": must be text, json, junit or yaml\n"},
+		{"bad config", []string{"-f", "testdata/manifests/mixed.yaml", "--config", "testdata/bad-config.yaml"}, "",
+			"Error: load policies: config: policies.no_privileged.enforcement \"block\": must be deny, warn or audit\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"validate", "--policies", fixturePolicies}, tt.args...)
+			code, out, errOut := run(t, tt.stdin, args...)
+			if code != ExitUsage {
+				t.Fatalf("exit code %d, want %d; stdout: %s", code, ExitUsage, out)
+			}
+			if out != "" {
+				t.Errorf("stdout should be empty on input errors, got %q", out)
+			}
+			if errOut != tt.wantStderr {
+				t.Errorf("stderr:\n got %q\nwant %q", errOut, tt.wantStderr)
+			}
+		})
+	}
+}
+
+// TestValidateDeterministic runs the same input repeatedly: same bytes, same exit code.
+func TestValidateDeterministic(t *testing.T) {
+	var first string
+	for i := 0; i < 10; i++ {
+		code, out, _ := run(t, "", "validate", "--policies", fixturePolicies, "-f", "testdata/manifests/mixed.yaml", "-o", "json", "--show-patch")
+		if code != ExitDenied {
+			t.Fatalf("run %d: exit %d", i, code)
+		}
+		if i == 0 {
+			first = out
+		} else if out != first {
+			t.Fatalf("run %d differs:\n%s\nvs\n%s", i, out, first)
+		}
+	}
+}
+
+// TestValidateDefaultPolicies runs the embedded default set, as a user would.
+func TestValidateDefaultPolicies(t *testing.T) {
+	code, out, errOut := run(t, "", "validate", "-f", "testdata/manifests/dir", "-o", "json")
+	if code != ExitOK && code != ExitDenied {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, `"objects": 2`) {
+		t.Errorf("expected 2 objects in summary, got %s", out)
+	}
+}
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	os.Exit(m.Run())
+}

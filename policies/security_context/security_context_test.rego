@@ -1,0 +1,209 @@
+package portcullis.security_context_test
+
+import data.portcullis.security_context
+
+review(pod) := {"request": {
+	"kind": {"group": "", "version": "v1", "kind": "Pod"},
+	"operation": "CREATE",
+	"subResource": "",
+	"namespace": "default",
+	"object": object.union({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}}, pod),
+}}
+
+in_namespace(pod, ns) := json.patch(review(pod), [{"op": "replace", "path": "/request/namespace", "value": ns}])
+
+app(name) := {"name": name, "image": "nginx:1.27"}
+
+pod_defaults := {
+	{"op": "default", "path": ["spec", "securityContext", "runAsNonRoot"], "value": true},
+	{"op": "default", "path": ["spec", "securityContext", "seccompProfile"], "value": {"type": "RuntimeDefault"}},
+	{"op": "default", "path": ["spec", "securityContext", "appArmorProfile"], "value": {"type": "RuntimeDefault"}},
+}
+
+container_defaults(field, name) := {
+	{"op": "default", "path": ["spec", field, {"name": name}, "securityContext", "allowPrivilegeEscalation"], "value": false},
+	{"op": "append", "path": ["spec", field, {"name": name}, "securityContext", "capabilities", "drop"], "value": ["ALL"]},
+}
+
+hardened_container(name) := {
+	"name": name,
+	"image": "nginx:1.27",
+	"securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}},
+}
+
+hardened_pod_sc := {
+	"runAsNonRoot": true,
+	"seccompProfile": {"type": "RuntimeDefault"},
+	"appArmorProfile": {"type": "RuntimeDefault"},
+}
+
+test_bare_pod_gets_every_default if {
+	expected := (pod_defaults | container_defaults("containers", "app")) | container_defaults("initContainers", "init")
+	security_context.mutate == expected with input as review({"spec": {
+		"initContainers": [app("init")],
+		"containers": [app("app")],
+	}})
+}
+
+test_hardened_pod_untouched if {
+	count(security_context.mutate) == 0 with input as review({"spec": {
+		"securityContext": hardened_pod_sc,
+		"initContainers": [hardened_container("init")],
+		"containers": [hardened_container("app"), hardened_container("side")],
+	}})
+}
+
+test_explicit_values_never_overridden if {
+	security_context.mutate == {{"op": "default", "path": ["spec", "securityContext", "appArmorProfile"], "value": {"type": "RuntimeDefault"}}} with input as review({"spec": {
+		"securityContext": {"runAsNonRoot": false, "seccompProfile": {"type": "Unconfined"}},
+		"containers": [{
+			"name": "app",
+			"image": "nginx:1.27",
+			"securityContext": {"allowPrivilegeEscalation": true, "capabilities": {"drop": ["ALL"]}},
+		}],
+	}})
+}
+
+test_container_run_as_root_skips_run_as_non_root if {
+	mutations := security_context.mutate with input as review({"spec": {"containers": [
+		app("app"),
+		object.union(app("root"), {"securityContext": {"runAsUser": 0}}),
+	]}})
+	not {"op": "default", "path": ["spec", "securityContext", "runAsNonRoot"], "value": true} in mutations
+	count(mutations) == 6
+}
+
+test_init_container_run_as_root_skips_run_as_non_root if {
+	mutations := security_context.mutate with input as review({"spec": {
+		"initContainers": [object.union(app("chown"), {"securityContext": {"runAsUser": 0}})],
+		"containers": [app("app")],
+	}})
+	not {"op": "default", "path": ["spec", "securityContext", "runAsNonRoot"], "value": true} in mutations
+}
+
+test_pod_run_as_root_skips_run_as_non_root if {
+	mutations := security_context.mutate with input as review({"spec": {
+		"securityContext": {"runAsUser": 0},
+		"containers": [app("app")],
+	}})
+	not {"op": "default", "path": ["spec", "securityContext", "runAsNonRoot"], "value": true} in mutations
+	{"op": "default", "path": ["spec", "securityContext", "seccompProfile"], "value": {"type": "RuntimeDefault"}} in mutations
+}
+
+test_non_root_uid_still_defaults_run_as_non_root if {
+	mutations := security_context.mutate with input as review({"spec": {"containers": [object.union(app("app"), {"securityContext": {"runAsUser": 1000}})]}})
+	{"op": "default", "path": ["spec", "securityContext", "runAsNonRoot"], "value": true} in mutations
+}
+
+test_drop_list_without_all_gains_all if {
+	security_context.mutate == {{"op": "append", "path": ["spec", "containers", {"name": "app"}, "securityContext", "capabilities", "drop"], "value": ["ALL"]}} with input as review({"spec": {
+		"securityContext": hardened_pod_sc,
+		"containers": [{
+			"name": "app",
+			"image": "nginx:1.27",
+			"securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["NET_RAW"], "add": ["NET_BIND_SERVICE"]}},
+		}],
+	}})
+}
+
+test_capability_adds_kept_and_all_dropped if {
+	security_context.mutate == container_defaults("containers", "app") with input as review({"spec": {
+		"securityContext": hardened_pod_sc,
+		"containers": [{"name": "app", "image": "envoy:1", "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}],
+	}})
+}
+
+test_privileged_container_keeps_escalation if {
+	security_context.mutate == {{"op": "append", "path": ["spec", "containers", {"name": "cni"}, "securityContext", "capabilities", "drop"], "value": ["ALL"]}} with input as review({"spec": {
+		"securityContext": hardened_pod_sc,
+		"containers": [{"name": "cni", "image": "cni:1", "securityContext": {"privileged": true}}],
+	}})
+}
+
+test_sys_admin_container_keeps_escalation if {
+	security_context.mutate == {{"op": "append", "path": ["spec", "containers", {"name": "fuse"}, "securityContext", "capabilities", "drop"], "value": ["ALL"]}} with input as review({"spec": {
+		"securityContext": hardened_pod_sc,
+		"containers": [{"name": "fuse", "image": "fuse:1", "securityContext": {"capabilities": {"add": ["SYS_ADMIN"]}}}],
+	}})
+}
+
+test_apparmor_annotation_leaves_apparmor_alone if {
+	mutations := security_context.mutate with input as review({
+		"metadata": {"name": "web", "annotations": {"container.apparmor.security.beta.kubernetes.io/app": "localhost/custom"}},
+		"spec": {"containers": [app("app"), app("other")]},
+	})
+	every m in mutations {
+		m.path != ["spec", "securityContext", "appArmorProfile"]
+	}
+	count(mutations) == 6
+}
+
+test_apparmor_container_field_leaves_apparmor_alone if {
+	mutations := security_context.mutate with input as review({"spec": {"containers": [
+		object.union(app("app"), {"securityContext": {"appArmorProfile": {"type": "Localhost", "localhostProfile": "custom"}}}),
+		app("other"),
+	]}})
+	not {"op": "default", "path": ["spec", "securityContext", "appArmorProfile"], "value": {"type": "RuntimeDefault"}} in mutations
+}
+
+test_read_only_root_filesystem_when_configured if {
+	security_context.mutate == {
+		{"op": "default", "path": ["spec", "containers", {"name": "app"}, "securityContext", "readOnlyRootFilesystem"], "value": true},
+		{"op": "default", "path": ["spec", "initContainers", {"name": "init"}, "securityContext", "readOnlyRootFilesystem"], "value": true},
+	} with input as review({"spec": {
+		"securityContext": hardened_pod_sc,
+		"initContainers": [hardened_container("init")],
+		"containers": [hardened_container("app"), object.union(hardened_container("rw"), {"securityContext": {"readOnlyRootFilesystem": false}})],
+	}})
+		with data.portcullis.config.policies.security_context.defaults.read_only_root_filesystem as true
+}
+
+test_defaults_can_be_switched_off if {
+	security_context.mutate == {{"op": "default", "path": ["spec", "securityContext", "seccompProfile"], "value": {"type": "RuntimeDefault"}}} with input as review({"spec": {"containers": [app("app")]}})
+		with data.portcullis.config.policies.security_context.defaults as {
+			"run_as_non_root": false,
+			"apparmor_profile": false,
+			"allow_privilege_escalation": false,
+			"drop_all_capabilities": false,
+		}
+}
+
+test_null_fields_count_as_unset if {
+	security_context.mutate == pod_defaults | container_defaults("containers", "app") with input as review({"spec": {
+		"securityContext": {"runAsNonRoot": null, "seccompProfile": null},
+		"containers": [{"name": "app", "image": "nginx:1.27", "securityContext": {"allowPrivilegeEscalation": null, "capabilities": {"drop": null}}}],
+	}})
+}
+
+test_excluded_namespace_glob_untouched if {
+	count(security_context.mutate) == 0 with input as in_namespace({"spec": {"containers": [app("app")]}}, "legacy-billing")
+		with data.portcullis.config.policies.security_context.exclude_namespaces as ["legacy-*"]
+}
+
+test_exempt_namespace_untouched if {
+	count(security_context.mutate) == 0 with input as in_namespace({"spec": {"containers": [app("app")]}}, "kube-system")
+		with data.portcullis.config.exempt_namespaces as ["kube-system"]
+}
+
+test_only_included_namespaces if {
+	count(security_context.mutate) == 0 with input as in_namespace({"spec": {"containers": [app("app")]}}, "default")
+		with data.portcullis.config.policies.security_context.namespaces as ["team-*", "prod"]
+	count(security_context.mutate) == 5 with input as in_namespace({"spec": {"containers": [app("app")]}}, "team-a")
+		with data.portcullis.config.policies.security_context.namespaces as ["team-*", "prod"]
+}
+
+test_windows_pod_untouched if {
+	count(security_context.mutate) == 0 with input as review({"spec": {"os": {"name": "windows"}, "containers": [app("app")]}})
+}
+
+test_update_untouched if {
+	count(security_context.mutate) == 0 with input as json.patch(review({"spec": {"containers": [app("app")]}}), [{"op": "replace", "path": "/request/operation", "value": "UPDATE"}])
+}
+
+test_subresource_untouched if {
+	count(security_context.mutate) == 0 with input as json.patch(review({"spec": {"containers": [app("app")]}}), [{"op": "replace", "path": "/request/subResource", "value": "ephemeralcontainers"}])
+}
+
+test_deployment_untouched if {
+	count(security_context.mutate) == 0 with input as json.patch(review({"spec": {"containers": [app("app")]}}), [{"op": "replace", "path": "/request/kind/kind", "value": "Deployment"}])
+}

@@ -1,0 +1,690 @@
+package portcullis.vault_agent_test
+
+import data.portcullis.vault_agent
+
+# --- fixtures ------------------------------------------------------------------
+
+sa_mount := {"name": "kube-api-access-x", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": true}
+
+app(name) := {"name": name, "image": "nginx:1.27", "volumeMounts": [sa_mount]}
+
+review_ns(annotations, spec, ns) := {"request": {
+	"kind": {"group": "", "version": "v1", "kind": "Pod"},
+	"operation": "CREATE",
+	"subResource": "",
+	"namespace": ns,
+	"object": {
+		"apiVersion": "v1",
+		"kind": "Pod",
+		"metadata": {"name": "web", "namespace": ns, "annotations": annotations},
+		"spec": spec,
+	},
+}}
+
+review(annotations, spec) := review_ns(annotations, spec, "default")
+
+# A pod asking for one secret, with the annotations given merged in.
+pod(extra) := review(object.union(base_annotations, extra), {"containers": [app("app")]})
+
+base_annotations := {
+	"vault.hashicorp.com/agent-inject": "true",
+	"vault.hashicorp.com/role": "web",
+	"vault.hashicorp.com/agent-inject-secret-db": "database/creds/web",
+}
+
+db_template := {
+	"destination": "/vault/secrets/db",
+	"contents": "{{ with secret \"database/creds/web\" }}{{ range $k, $v := .Data }}{{ $k }}: {{ $v }}\n{{ end }}{{ end }}",
+	"left_delimiter": "{{",
+	"right_delimiter": "}}",
+}
+
+# The agent configuration vault-k8s writes, with the parts given replaced.
+agent_config(exit_after_auth, overrides) := object.union(
+	{
+		"auto_auth": {
+			"method": {
+				"type": "kubernetes",
+				"mount_path": "auth/kubernetes",
+				"config": {"role": "web", "token_path": "/var/run/secrets/kubernetes.io/serviceaccount/token"},
+			},
+			"sink": [{"type": "file", "config": {"path": "/home/vault/.vault-token"}}],
+		},
+		"exit_after_auth": exit_after_auth,
+		"pid_file": "/home/vault/.pid",
+		"vault": {"address": "https://vault.vault.svc:8200"},
+		"template": [db_template],
+		"template_config": {"exit_on_retry_failure": true},
+	},
+	overrides,
+)
+
+env(config) := [
+	{"name": "VAULT_LOG_LEVEL", "value": "info"},
+	{"name": "VAULT_LOG_FORMAT", "value": "standard"},
+	{"name": "VAULT_CONFIG", "value": base64.encode(json.marshal(config))},
+]
+
+agent_security_context := {
+	"allowPrivilegeEscalation": false,
+	"capabilities": {"drop": ["ALL"]},
+	"readOnlyRootFilesystem": true,
+	"runAsGroup": 1000,
+	"runAsNonRoot": true,
+	"runAsUser": 100,
+	"seccompProfile": {"type": "RuntimeDefault"},
+}
+
+agent_resources := {"limits": {"cpu": "500m", "memory": "128Mi"}, "requests": {"cpu": "250m", "memory": "64Mi"}}
+
+agent_args := ["echo ${VAULT_CONFIG?} | base64 -d > /home/vault/config.json && vault agent -config=/home/vault/config.json"]
+
+secrets_mount := {"name": "vault-secrets", "mountPath": "/vault/secrets"}
+
+init_agent(config) := {
+	"name": "vault-agent-init",
+	"image": "hashicorp/vault:1.20.0",
+	"command": ["/bin/sh", "-ec"],
+	"args": agent_args,
+	"env": env(config),
+	"resources": agent_resources,
+	"securityContext": agent_security_context,
+	"volumeMounts": [{"name": "home-init", "mountPath": "/home/vault"}, sa_mount, secrets_mount],
+}
+
+sidecar_agent(config) := {
+	"name": "vault-agent",
+	"image": "hashicorp/vault:1.20.0",
+	"command": ["/bin/sh", "-ec"],
+	"args": agent_args,
+	"env": env(config),
+	"resources": agent_resources,
+	"securityContext": agent_security_context,
+	"volumeMounts": [sa_mount, {"name": "home-sidecar", "mountPath": "/home/vault"}, secrets_mount],
+}
+
+memory(name) := {"name": name, "emptyDir": {"medium": "Memory"}}
+
+status_edit := {"op": "set", "path": ["metadata", "annotations", "vault.hashicorp.com/agent-inject-status"], "value": "injected"}
+
+app_mount_edit(name) := {"op": "append", "path": ["spec", "containers", {"name": name}, "volumeMounts"], "value": [secrets_mount]}
+
+# The edits of a default injection (init container and sidecar).
+default_edits := {
+	status_edit,
+	{"op": "append", "path": ["spec", "volumes"], "value": [memory("home-init"), memory("home-sidecar"), memory("vault-secrets")]},
+	app_mount_edit("app"),
+	{"op": "append", "path": ["spec", "initContainers"], "value": [init_agent(agent_config(true, {}))]},
+	{"op": "append", "path": ["spec", "containers"], "value": [sidecar_agent(agent_config(false, {}))]},
+}
+
+# edit_at returns the edit of mutations at path.
+edit_at(mutations, path) := [m | some m in mutations; m.path == path][0]
+
+init_containers_value(mutations) := edit_at(mutations, ["spec", "initContainers"]).value
+
+sidecar_value(mutations) := edit_at(mutations, ["spec", "containers"]).value[0]
+
+decoded_config(container) := json.unmarshal(base64.decode([e.value | some e in container.env; e.name == "VAULT_CONFIG"][0]))
+
+# --- the default injection ---------------------------------------------------------
+
+test_default_injection if {
+	vault_agent.mutate == default_edits with input as pod({})
+	count(vault_agent.deny) == 0 with input as pod({})
+	count(vault_agent.warn) == 0 with input as pod({})
+}
+
+test_default_agent_config_structure if {
+	mutations := vault_agent.mutate with input as pod({})
+	decoded_config(init_containers_value(mutations)[0]) == {
+		"auto_auth": {
+			"method": {
+				"type": "kubernetes",
+				"mount_path": "auth/kubernetes",
+				"config": {"role": "web", "token_path": "/var/run/secrets/kubernetes.io/serviceaccount/token"},
+			},
+			"sink": [{"type": "file", "config": {"path": "/home/vault/.vault-token"}}],
+		},
+		"exit_after_auth": true,
+		"pid_file": "/home/vault/.pid",
+		"vault": {"address": "https://vault.vault.svc:8200"},
+		"template": [db_template],
+		"template_config": {"exit_on_retry_failure": true},
+	}
+	decoded_config(sidecar_value(mutations)).exit_after_auth == false
+}
+
+test_configured_defaults if {
+	mutations := vault_agent.mutate with input as pod({})
+		with data.portcullis.config.policies.vault_agent as {
+			"address": "https://vault.example:8200",
+			"image": "registry.example/vault:1.21.0",
+			"auth_path": "auth/k8s-prod",
+			"log_level": "debug",
+			"resources": {"limits": {"cpu": "1"}, "requests": {"memory": "32Mi"}},
+		}
+	sidecar := sidecar_value(mutations)
+	sidecar.image == "registry.example/vault:1.21.0"
+	sidecar.resources == {"limits": {"cpu": "1", "memory": "128Mi"}, "requests": {"cpu": "250m", "memory": "32Mi"}}
+	sidecar.env[0] == {"name": "VAULT_LOG_LEVEL", "value": "debug"}
+	config := decoded_config(sidecar)
+	config.vault == {"address": "https://vault.example:8200"}
+	config.auto_auth.method.mount_path == "auth/k8s-prod"
+}
+
+# --- container shapes ----------------------------------------------------------------
+
+test_pre_populate_only if {
+	vault_agent.mutate == {
+		status_edit,
+		{"op": "append", "path": ["spec", "volumes"], "value": [memory("home-init"), memory("vault-secrets")]},
+		app_mount_edit("app"),
+		{"op": "append", "path": ["spec", "initContainers"], "value": [init_agent(agent_config(true, {}))]},
+	} with input as pod({"vault.hashicorp.com/agent-pre-populate-only": "true"})
+}
+
+test_no_pre_populate if {
+	vault_agent.mutate == {
+		status_edit,
+		{"op": "append", "path": ["spec", "volumes"], "value": [memory("home-sidecar"), memory("vault-secrets")]},
+		app_mount_edit("app"),
+		{"op": "append", "path": ["spec", "containers"], "value": [sidecar_agent(agent_config(false, {}))]},
+	} with input as review(
+		object.union(base_annotations, {"vault.hashicorp.com/agent-pre-populate": "false"}),
+		{"initContainers": [{"name": "migrate", "image": "migrate:1"}], "containers": [app("app")]},
+	)
+}
+
+test_init_first_prepends_and_mounts_existing_init_containers if {
+	vault_agent.mutate == {
+		status_edit,
+		{"op": "append", "path": ["spec", "volumes"], "value": [memory("home-init"), memory("home-sidecar"), memory("vault-secrets")]},
+		app_mount_edit("app"),
+		{"op": "append", "path": ["spec", "initContainers", {"name": "migrate"}, "volumeMounts"], "value": [secrets_mount]},
+		{"op": "prepend", "path": ["spec", "initContainers"], "value": [init_agent(agent_config(true, {}))]},
+		{"op": "append", "path": ["spec", "containers"], "value": [sidecar_agent(agent_config(false, {}))]},
+	} with input as review(
+		object.union(base_annotations, {"vault.hashicorp.com/agent-init-first": "true"}),
+		{"initContainers": [{"name": "migrate", "image": "migrate:1"}], "containers": [app("app")]},
+	)
+}
+
+test_existing_init_containers_mounted_when_appended if {
+	mutations := vault_agent.mutate with input as review(
+		base_annotations,
+		{"initContainers": [{"name": "migrate", "image": "migrate:1"}], "containers": [app("app")]},
+	)
+	{"op": "append", "path": ["spec", "initContainers", {"name": "migrate"}, "volumeMounts"], "value": [secrets_mount]} in mutations
+	{"op": "append", "path": ["spec", "initContainers"], "value": [init_agent(agent_config(true, {}))]} in mutations
+}
+
+test_selected_containers if {
+	vault_agent.mutate == (default_edits | {app_mount_edit("api")}) - {app_mount_edit("app")} with input as review(
+		object.union(base_annotations, {"vault.hashicorp.com/agent-inject-containers": "api, missing"}),
+		{"containers": [app("app"), app("api"), app("metrics")]},
+	)
+}
+
+test_all_containers_by_default if {
+	mutations := vault_agent.mutate with input as review(base_annotations, {"containers": [app("app"), app("api")]})
+	app_mount_edit("app") in mutations
+	app_mount_edit("api") in mutations
+}
+
+test_native_sidecar_annotation if {
+	native := object.union(sidecar_agent(agent_config(false, {})), {"restartPolicy": "Always"})
+	vault_agent.mutate == {
+		status_edit,
+		{"op": "append", "path": ["spec", "volumes"], "value": [memory("home-init"), memory("home-sidecar"), memory("vault-secrets")]},
+		app_mount_edit("app"),
+		{"op": "append", "path": ["spec", "initContainers"], "value": [init_agent(agent_config(true, {})), native]},
+	} with input as pod({"vault.hashicorp.com/agent-native-sidecar": "true"})
+}
+
+test_native_sidecar_config_and_opt_out if {
+	mutations := vault_agent.mutate with input as pod({}) with data.portcullis.config.policies.vault_agent.native_sidecar as true
+	[c.name | some c in init_containers_value(mutations)] == ["vault-agent-init", "vault-agent"]
+	init_containers_value(mutations)[1].restartPolicy == "Always"
+	vault_agent.mutate == default_edits with input as pod({"vault.hashicorp.com/agent-native-sidecar": "false"})
+		with data.portcullis.config.policies.vault_agent.native_sidecar as true
+}
+
+test_native_sidecar_without_pre_populate if {
+	mutations := vault_agent.mutate with input as pod({
+		"vault.hashicorp.com/agent-native-sidecar": "true",
+		"vault.hashicorp.com/agent-pre-populate": "false",
+	})
+	[c.name | some c in init_containers_value(mutations)] == ["vault-agent"]
+	not edit_at(mutations, ["spec", "containers"])
+}
+
+# --- templates ------------------------------------------------------------------------
+
+test_custom_template_file_perms_command if {
+	mutations := vault_agent.mutate with input as pod({
+		"vault.hashicorp.com/agent-inject-template-db": "{{ with secret \"database/creds/web\" }}{{ .Data.username }}{{ end }}",
+		"vault.hashicorp.com/agent-inject-file-db": "config/db.env",
+		"vault.hashicorp.com/agent-inject-perms-db": "0400",
+		"vault.hashicorp.com/agent-inject-command-db": "kill -HUP 1",
+	})
+	decoded_config(sidecar_value(mutations)).template == [{
+		"destination": "/vault/secrets/config/db.env",
+		"contents": "{{ with secret \"database/creds/web\" }}{{ .Data.username }}{{ end }}",
+		"left_delimiter": "{{",
+		"right_delimiter": "}}",
+		"perms": "0400",
+		"command": "kill -HUP 1",
+	}]
+}
+
+test_template_only_secret if {
+	mutations := vault_agent.mutate with input as review(
+		{
+			"vault.hashicorp.com/agent-inject": "true",
+			"vault.hashicorp.com/role": "web",
+			"vault.hashicorp.com/agent-inject-template-app.conf": "{{ with secret \"kv/data/web\" }}{{ .Data.data.user }}{{ end }}",
+		},
+		{"containers": [app("app")]},
+	)
+	decoded_config(sidecar_value(mutations)).template == [{
+		"destination": "/vault/secrets/app.conf",
+		"contents": "{{ with secret \"kv/data/web\" }}{{ .Data.data.user }}{{ end }}",
+		"left_delimiter": "{{",
+		"right_delimiter": "}}",
+	}]
+}
+
+test_template_file_is_a_source if {
+	mutations := vault_agent.mutate with input as pod({
+		"vault.hashicorp.com/agent-inject-template-file-db": "/vault/templates/db.tmpl",
+	})
+	decoded_config(sidecar_value(mutations)).template == [{
+		"destination": "/vault/secrets/db",
+		"source": "/vault/templates/db.tmpl",
+		"left_delimiter": "{{",
+		"right_delimiter": "}}",
+	}]
+}
+
+test_json_default_template if {
+	mutations := vault_agent.mutate with input as pod({"vault.hashicorp.com/agent-inject-default-template": "JSON"})
+	decoded_config(sidecar_value(mutations)).template == [{
+		"destination": "/vault/secrets/db",
+		"contents": "{{ with secret \"database/creds/web\" }}{{ .Data | toJSON }}\n{{ end }}",
+		"left_delimiter": "{{",
+		"right_delimiter": "}}",
+	}]
+}
+
+test_several_secrets_sorted_and_error_on_missing_key if {
+	mutations := vault_agent.mutate with input as pod({
+		"vault.hashicorp.com/agent-inject-secret-api": "kv/data/api",
+		"vault.hashicorp.com/error-on-missing-key-api": "true",
+		"vault.hashicorp.com/agent-inject-secret-blank": " ",
+	})
+	[t.destination | some t in decoded_config(sidecar_value(mutations)).template] == ["/vault/secrets/api", "/vault/secrets/db"]
+	decoded_config(sidecar_value(mutations)).template[0].error_on_missing_key == true
+}
+
+# Secrets are ordered by their raw (annotation) names.
+test_secret_names_lowercased if {
+	mutations := vault_agent.mutate with input as pod({"vault.hashicorp.com/agent-inject-secret-DbPass": "kv/data/pass"})
+	[t.destination | some t in decoded_config(sidecar_value(mutations)).template] == ["/vault/secrets/dbpass", "/vault/secrets/db"]
+}
+
+test_preserve_secret_case_global if {
+	mutations := vault_agent.mutate with input as pod({
+		"vault.hashicorp.com/agent-inject-secret-DbPass": "kv/data/pass",
+		"vault.hashicorp.com/preserve-secret-case": "true",
+	})
+	[t.destination | some t in decoded_config(sidecar_value(mutations)).template] == ["/vault/secrets/DbPass", "/vault/secrets/db"]
+}
+
+test_preserve_secret_case_per_secret if {
+	mutations := vault_agent.mutate with input as pod({
+		"vault.hashicorp.com/agent-inject-secret-DbPass": "kv/data/pass",
+		"vault.hashicorp.com/agent-inject-secret-ApiKey": "kv/data/api",
+		"vault.hashicorp.com/preserve-secret-case-DbPass": "true",
+	})
+	[t.destination | some t in decoded_config(sidecar_value(mutations)).template] == ["/vault/secrets/apikey", "/vault/secrets/DbPass", "/vault/secrets/db"]
+}
+
+# --- volumes and paths -------------------------------------------------------------------
+
+test_secret_volume_path if {
+	mount := {"name": "vault-secrets", "mountPath": "/etc/secrets"}
+	mutations := vault_agent.mutate with input as pod({"vault.hashicorp.com/secret-volume-path": "/etc/secrets"})
+	{"op": "append", "path": ["spec", "containers", {"name": "app"}, "volumeMounts"], "value": [mount]} in mutations
+	sidecar_value(mutations).volumeMounts == [sa_mount, {"name": "home-sidecar", "mountPath": "/home/vault"}, mount]
+	decoded_config(sidecar_value(mutations)).template[0].destination == "/etc/secrets/db"
+}
+
+test_per_secret_volume_paths_get_custom_volumes if {
+	mounts := [
+		secrets_mount,
+		{"name": "vault-secrets-custom-0", "mountPath": "/etc/api"},
+		{"name": "vault-secrets-custom-1", "mountPath": "/etc/db"},
+	]
+	mutations := vault_agent.mutate with input as pod({
+		"vault.hashicorp.com/agent-inject-secret-api": "kv/data/api",
+		"vault.hashicorp.com/secret-volume-path-api": "/etc/api",
+		"vault.hashicorp.com/agent-inject-secret-cache": "kv/data/cache",
+		"vault.hashicorp.com/secret-volume-path-cache": "/etc/api",
+		"vault.hashicorp.com/secret-volume-path-db": "/etc/db",
+	})
+	{"op": "append", "path": ["spec", "containers", {"name": "app"}, "volumeMounts"], "value": mounts} in mutations
+	edit_at(mutations, ["spec", "volumes"]).value == [
+		memory("home-init"), memory("home-sidecar"), memory("vault-secrets"),
+		memory("vault-secrets-custom-0"), memory("vault-secrets-custom-1"),
+	]
+	[t.destination | some t in decoded_config(sidecar_value(mutations)).template] == ["/etc/api/api", "/etc/api/cache", "/etc/db/db"]
+}
+
+test_inject_token if {
+	mutations := vault_agent.mutate with input as pod({"vault.hashicorp.com/agent-inject-token": "true"})
+	decoded_config(sidecar_value(mutations)).auto_auth.sink == [
+		{"type": "file", "config": {"path": "/home/vault/.vault-token"}},
+		{"type": "file", "config": {"path": "/vault/secrets/token"}},
+	]
+}
+
+test_tls_settings if {
+	tls_mount := {"name": "vault-tls-secrets", "mountPath": "/vault/tls", "readOnly": true}
+	mutations := vault_agent.mutate with input as pod({
+		"vault.hashicorp.com/tls-secret": "vault-tls",
+		"vault.hashicorp.com/ca-cert": "/vault/tls/ca.crt",
+		"vault.hashicorp.com/client-cert": "/vault/tls/tls.crt",
+		"vault.hashicorp.com/client-key": "/vault/tls/tls.key",
+		"vault.hashicorp.com/tls-server-name": "vault.internal",
+		"vault.hashicorp.com/tls-skip-verify": "true",
+	})
+	edit_at(mutations, ["spec", "volumes"]).value == [
+		memory("home-init"), memory("home-sidecar"), memory("vault-secrets"),
+		{"name": "vault-tls-secrets", "secret": {"secretName": "vault-tls"}},
+	]
+	sidecar_value(mutations).volumeMounts == [sa_mount, {"name": "home-sidecar", "mountPath": "/home/vault"}, secrets_mount, tls_mount]
+	init_containers_value(mutations)[0].volumeMounts == [{"name": "home-init", "mountPath": "/home/vault"}, sa_mount, secrets_mount, tls_mount]
+	decoded_config(sidecar_value(mutations)).vault == {
+		"address": "https://vault.vault.svc:8200",
+		"ca_cert": "/vault/tls/ca.crt",
+		"client_cert": "/vault/tls/tls.crt",
+		"client_key": "/vault/tls/tls.key",
+		"tls_server_name": "vault.internal",
+		"tls_skip_verify": true,
+	}
+
+	# The app containers only get the secrets.
+	app_mount_edit("app") in mutations
+}
+
+test_auth_settings if {
+	mutations := vault_agent.mutate with input as pod({
+		"vault.hashicorp.com/service": "https://vault.other:8200",
+		"vault.hashicorp.com/auth-path": "auth/cluster-b",
+		"vault.hashicorp.com/namespace": "team-a",
+		"vault.hashicorp.com/auth-config-audience": "vault",
+	})
+	config := decoded_config(sidecar_value(mutations))
+	config.vault == {"address": "https://vault.other:8200"}
+	config.auto_auth.method == {
+		"type": "kubernetes",
+		"mount_path": "auth/cluster-b",
+		"namespace": "team-a",
+		"config": {"role": "web", "audience": "vault", "token_path": "/var/run/secrets/kubernetes.io/serviceaccount/token"},
+	}
+}
+
+test_other_auth_type_needs_no_role if {
+	mutations := vault_agent.mutate with input as review(
+		{
+			"vault.hashicorp.com/agent-inject": "true",
+			"vault.hashicorp.com/auth-type": "jwt",
+			"vault.hashicorp.com/auth-config-path": "/var/run/secrets/tokens/vault",
+			"vault.hashicorp.com/agent-inject-secret-db": "database/creds/web",
+		},
+		{"containers": [app("app")]},
+	)
+	count(vault_agent.deny) == 0 with input as review({"vault.hashicorp.com/agent-inject": "true", "vault.hashicorp.com/auth-type": "jwt"}, {"containers": [app("app")]})
+	decoded_config(sidecar_value(mutations)).auto_auth.method == {
+		"type": "jwt",
+		"mount_path": "auth/kubernetes",
+		"config": {"path": "/var/run/secrets/tokens/vault", "token_path": "/var/run/secrets/kubernetes.io/serviceaccount/token"},
+	}
+}
+
+test_no_service_account_mount_gets_projected_token if {
+	token_mount := {"name": "vault-agent-sa-token", "mountPath": "/var/run/secrets/vault.hashicorp.com/serviceaccount", "readOnly": true}
+	mutations := vault_agent.mutate with input as review(base_annotations, {"automountServiceAccountToken": false, "containers": [{"name": "app", "image": "nginx:1.27"}]})
+	edit_at(mutations, ["spec", "volumes"]).value == [
+		memory("home-init"), memory("home-sidecar"),
+		{"name": "vault-agent-sa-token", "projected": {"sources": [{"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}}]}},
+		memory("vault-secrets"),
+	]
+	sidecar_value(mutations).volumeMounts[0] == token_mount
+	decoded_config(sidecar_value(mutations)).auto_auth.method.config.token_path == "/var/run/secrets/vault.hashicorp.com/serviceaccount/token"
+}
+
+test_service_account_token_volume_name if {
+	spec := {
+		"volumes": [{"name": "vault-token", "projected": {"sources": [{"serviceAccountToken": {"path": "vault-jwt", "audience": "vault"}}]}}],
+		"containers": [{"name": "app", "image": "nginx:1.27", "volumeMounts": [{"name": "vault-token", "mountPath": "/var/run/secrets/vault"}]}],
+	}
+	mutations := vault_agent.mutate with input as review(
+		object.union(base_annotations, {"vault.hashicorp.com/agent-service-account-token-volume-name": "vault-token"}),
+		spec,
+	)
+	sidecar_value(mutations).volumeMounts[0] == {"name": "vault-token", "mountPath": "/var/run/secrets/vault", "readOnly": true}
+	decoded_config(sidecar_value(mutations)).auto_auth.method.config.token_path == "/var/run/secrets/vault/vault-jwt"
+}
+
+# --- agent container settings ----------------------------------------------------------------
+
+test_resources_annotations if {
+	mutations := vault_agent.mutate with input as pod({
+		"vault.hashicorp.com/agent-limits-cpu": "1",
+		"vault.hashicorp.com/agent-limits-mem": "",
+		"vault.hashicorp.com/agent-requests-cpu": "100m",
+		"vault.hashicorp.com/agent-requests-mem": "32Mi",
+		"vault.hashicorp.com/agent-requests-ephemeral": "1Gi",
+	})
+	expected := {"limits": {"cpu": "1"}, "requests": {"cpu": "100m", "memory": "32Mi", "ephemeral-storage": "1Gi"}}
+	sidecar_value(mutations).resources == expected
+	init_containers_value(mutations)[0].resources == expected
+}
+
+test_run_as_user_and_group if {
+	mutations := vault_agent.mutate with input as pod({
+		"vault.hashicorp.com/agent-run-as-user": "2000",
+		"vault.hashicorp.com/agent-run-as-group": "3000",
+	})
+	sidecar_value(mutations).securityContext == object.union(agent_security_context, {"runAsUser": 2000, "runAsGroup": 3000})
+}
+
+test_run_as_root_is_the_users_choice if {
+	mutations := vault_agent.mutate with input as pod({"vault.hashicorp.com/agent-run-as-user": "0"})
+	sidecar_value(mutations).securityContext == object.union(agent_security_context, {"runAsUser": 0, "runAsNonRoot": false})
+}
+
+test_set_security_context_false if {
+	mutations := vault_agent.mutate with input as pod({"vault.hashicorp.com/agent-set-security-context": "false"})
+	not sidecar_value(mutations).securityContext
+	not init_containers_value(mutations)[0].securityContext
+}
+
+test_revoke_on_shutdown if {
+	mutations := vault_agent.mutate with input as pod({
+		"vault.hashicorp.com/agent-revoke-on-shutdown": "true",
+		"vault.hashicorp.com/ca-cert": "/vault/tls/ca.crt",
+	})
+	sidecar_value(mutations).lifecycle == {"preStop": {"exec": {"command": [
+		"/bin/sh", "-c",
+		"/bin/sleep 5 && /bin/vault token revoke -address=https://vault.vault.svc:8200 -ca-cert=/vault/tls/ca.crt -self",
+	]}}}
+	not init_containers_value(mutations)[0].lifecycle
+}
+
+test_revoke_grace if {
+	mutations := vault_agent.mutate with input as pod({
+		"vault.hashicorp.com/agent-revoke-on-shutdown": "true",
+		"vault.hashicorp.com/agent-revoke-grace": "12",
+	})
+	sidecar_value(mutations).lifecycle.preStop.exec.command[2] == "/bin/sleep 12 && /bin/vault token revoke -address=https://vault.vault.svc:8200 -self"
+}
+
+test_log_level_image_and_client_env if {
+	mutations := vault_agent.mutate with input as pod({
+		"vault.hashicorp.com/log-level": "trace",
+		"vault.hashicorp.com/log-format": "json",
+		"vault.hashicorp.com/agent-image": "hashicorp/vault:1.19.5",
+		"vault.hashicorp.com/client-timeout": "30s",
+		"vault.hashicorp.com/client-max-retries": "4",
+		"vault.hashicorp.com/proxy-address": "http://proxy:3128",
+	})
+	sidecar := sidecar_value(mutations)
+	sidecar.image == "hashicorp/vault:1.19.5"
+	[[e.name, e.value] | some e in sidecar.env; e.name != "VAULT_CONFIG"] == [
+		["VAULT_CLIENT_TIMEOUT", "30s"],
+		["VAULT_MAX_RETRIES", "4"],
+		["VAULT_LOG_LEVEL", "trace"],
+		["VAULT_LOG_FORMAT", "json"],
+		["HTTPS_PROXY", "http://proxy:3128"],
+	]
+}
+
+test_template_config_annotations if {
+	mutations := vault_agent.mutate with input as pod({
+		"vault.hashicorp.com/template-config-exit-on-retry-failure": "false",
+		"vault.hashicorp.com/template-static-secret-render-interval": "10m",
+	})
+	decoded_config(sidecar_value(mutations)).template_config == {"exit_on_retry_failure": false, "static_secret_render_interval": "10m"}
+}
+
+# --- when not to inject ---------------------------------------------------------------------
+
+test_already_injected if {
+	input_pod := pod({"vault.hashicorp.com/agent-inject-status": "injected"})
+	count(vault_agent.mutate) == 0 with input as input_pod
+	count(vault_agent.deny) == 0 with input as input_pod
+}
+
+test_other_status_injects if {
+	vault_agent.mutate == default_edits with input as pod({"vault.hashicorp.com/agent-inject-status": "update"})
+}
+
+test_existing_agent_container_not_duplicated if {
+	count(vault_agent.mutate) == 0 with input as review(base_annotations, {"containers": [app("app"), {"name": "vault-agent", "image": "hashicorp/vault:1.20.0"}]})
+	count(vault_agent.mutate) == 0 with input as review(base_annotations, {"initContainers": [{"name": "vault-agent-init", "image": "hashicorp/vault:1.20.0"}], "containers": [app("app")]})
+}
+
+test_not_requested if {
+	count(vault_agent.mutate) == 0 with input as pod({"vault.hashicorp.com/agent-inject": "false"})
+	count(vault_agent.mutate) == 0 with input as review({"vault.hashicorp.com/role": "web"}, {"containers": [app("app")]})
+	count(vault_agent.deny) == 0 with input as review({"vault.hashicorp.com/role": "web"}, {"containers": [app("app")]})
+}
+
+test_kube_system_and_kube_public_skipped if {
+	count(vault_agent.mutate) == 0 with input as review_ns(base_annotations, {"containers": [app("app")]}, "kube-system")
+	count(vault_agent.mutate) == 0 with input as review_ns(base_annotations, {"containers": [app("app")]}, "kube-public")
+	count(vault_agent.deny) == 0 with input as review_ns({"vault.hashicorp.com/agent-inject": "true"}, {"containers": [app("app")]}, "kube-system")
+}
+
+test_configured_exclusions_skipped if {
+	count(vault_agent.mutate) == 0 with input as review_ns(base_annotations, {"containers": [app("app")]}, "vault")
+		with data.portcullis.config.policies.vault_agent.exclude_namespaces as ["vault", "infra-*"]
+	count(vault_agent.mutate) == 0 with input as review_ns(base_annotations, {"containers": [app("app")]}, "infra-db")
+		with data.portcullis.config.policies.vault_agent.exclude_namespaces as ["vault", "infra-*"]
+	count(vault_agent.mutate) == 0 with input as review_ns(base_annotations, {"containers": [app("app")]}, "portcullis")
+		with data.portcullis.config.exempt_namespaces as ["portcullis"]
+}
+
+test_update_untouched if {
+	count(vault_agent.mutate) == 0 with input as json.patch(pod({}), [{"op": "replace", "path": "/request/operation", "value": "UPDATE"}])
+}
+
+# --- denials and warnings ---------------------------------------------------------------------
+
+test_missing_role_denied if {
+	no_role := review(
+		{"vault.hashicorp.com/agent-inject": "true", "vault.hashicorp.com/agent-inject-secret-db": "database/creds/web"},
+		{"containers": [app("app")]},
+	)
+	vault_agent.deny == {{"msg": "Vault agent injection needs a Vault role: set the \"vault.hashicorp.com/role\" annotation"}} with input as no_role
+	count(vault_agent.mutate) == 0 with input as no_role
+}
+
+test_auth_config_role_is_a_role if {
+	mutations := vault_agent.mutate with input as review(
+		{
+			"vault.hashicorp.com/agent-inject": "true",
+			"vault.hashicorp.com/auth-config-role": "web",
+			"vault.hashicorp.com/agent-inject-secret-db": "database/creds/web",
+		},
+		{"containers": [app("app")]},
+	)
+	decoded_config(sidecar_value(mutations)).auto_auth.method.config.role == "web"
+}
+
+test_bad_boolean_denied if {
+	bad := pod({"vault.hashicorp.com/agent-pre-populate-only": "yes", "vault.hashicorp.com/preserve-secret-case-db": "maybe"})
+	vault_agent.deny == {
+		{"msg": "annotation \"vault.hashicorp.com/agent-pre-populate-only\" must be \"true\" or \"false\""},
+		{"msg": "annotation \"vault.hashicorp.com/preserve-secret-case-db\" must be \"true\" or \"false\""},
+	} with input as bad
+	count(vault_agent.mutate) == 0 with input as bad
+}
+
+test_bad_agent_inject_denied if {
+	vault_agent.deny == {{"msg": "annotation \"vault.hashicorp.com/agent-inject\" must be \"true\" or \"false\""}} with input as pod({"vault.hashicorp.com/agent-inject": "on"})
+}
+
+test_bad_default_template_denied if {
+	vault_agent.deny == {{"msg": "annotation \"vault.hashicorp.com/agent-inject-default-template\" must be \"map\" or \"json\""}} with input as pod({"vault.hashicorp.com/agent-inject-default-template": "yaml"})
+}
+
+test_pre_populate_only_without_pre_populate_denied if {
+	vault_agent.deny == {{"msg": "annotations \"vault.hashicorp.com/agent-pre-populate-only\" and \"vault.hashicorp.com/agent-pre-populate\" together would inject no agent"}} with input as pod({
+		"vault.hashicorp.com/agent-pre-populate-only": "true",
+		"vault.hashicorp.com/agent-pre-populate": "false",
+	})
+}
+
+test_bad_uid_and_quantity_denied if {
+	vault_agent.deny == {
+		{"msg": "annotation \"vault.hashicorp.com/agent-run-as-user\" must be a non-negative integer"},
+		{"msg": "annotation \"vault.hashicorp.com/agent-limits-mem\" is not a resource quantity (like 250m or 64Mi)"},
+		{"msg": "annotation \"vault.hashicorp.com/agent-revoke-grace\" must be a number of seconds"},
+	} with input as pod({
+		"vault.hashicorp.com/agent-run-as-user": "-1",
+		"vault.hashicorp.com/agent-limits-mem": "lots",
+		"vault.hashicorp.com/agent-revoke-grace": "5s",
+	})
+}
+
+test_missing_service_account_volume_denied if {
+	vault_agent.deny == {{"msg": "annotation \"vault.hashicorp.com/agent-service-account-token-volume-name\" names no volume of the pod"}} with input as pod({"vault.hashicorp.com/agent-service-account-token-volume-name": "nope"})
+	vault_agent.deny == {{"msg": "volume \"data\" named by annotation \"vault.hashicorp.com/agent-service-account-token-volume-name\" is not a projected service account token"}} with input as review(
+		object.union(base_annotations, {"vault.hashicorp.com/agent-service-account-token-volume-name": "data"}),
+		{"volumes": [{"name": "data", "emptyDir": {}}], "containers": [app("app")]},
+	)
+}
+
+test_dot_dot_file_denied if {
+	vault_agent.deny == {{"msg": "annotation \"vault.hashicorp.com/agent-inject-file-db\" must not contain \"..\""}} with input as pod({"vault.hashicorp.com/agent-inject-file-db": "../../etc/passwd"})
+}
+
+test_no_address_denied if {
+	vault_agent.deny == {{"msg": "Vault agent injection needs a Vault address: set policies.vault_agent.address or the \"vault.hashicorp.com/service\" annotation"}} with input as pod({})
+		with data.portcullis.config.policies.vault_agent.address as ""
+}
+
+test_unsupported_annotations_warned if {
+	vault_agent.warn == {
+		{"msg": "annotation \"vault.hashicorp.com/agent-cache-enable\" is not supported by Portcullis's Vault agent injection and is ignored"},
+		{"msg": "annotation \"vault.hashicorp.com/agent-telemetry-prometheus_retention_time\" is not supported by Portcullis's Vault agent injection and is ignored"},
+	} with input as pod({
+		"vault.hashicorp.com/agent-cache-enable": "true",
+		"vault.hashicorp.com/agent-telemetry-prometheus_retention_time": "30s",
+	})
+	vault_agent.mutate == default_edits with input as pod({"vault.hashicorp.com/agent-cache-enable": "true"})
+}

@@ -1,0 +1,192 @@
+package webhooks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"go.uber.org/zap"
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+)
+
+// DefaultMaxBodyBytes caps request bodies: pods can be large, but etcd
+// refuses objects over ~1.5 MiB, and an AdmissionReview carries at most two.
+const DefaultMaxBodyBytes = 3 << 20
+
+// admissionReviewVersion is the only AdmissionReview version served.
+var admissionReviewGVK = admissionv1.SchemeGroupVersion.WithKind("AdmissionReview")
+
+// Webhook serves one admission path over HTTP. Unlike controller-runtime's
+// admission.Webhook it answers malformed requests with real HTTP status codes
+// (400, 413, 415), so the apiserver applies the webhook's failurePolicy, and
+// it recovers panics into a 500 carrying the request UID.
+type Webhook struct {
+	// Handler decides.
+	Handler admission.Handler
+	// MaxBodyBytes caps the body (0: DefaultMaxBodyBytes).
+	MaxBodyBytes int64
+	// Log receives request errors (never bodies).
+	Log *zap.Logger
+	// Metrics, if set, counts panics and malformed requests.
+	Metrics *Metrics
+	// Phase labels metrics.
+	Phase string
+}
+
+// ServeHTTP implements http.Handler.
+func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		wh.fail(w, "", http.StatusMethodNotAllowed, errors.New("only POST is allowed"))
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		wh.fail(w, "", http.StatusUnsupportedMediaType, fmt.Errorf("content type %q: expected application/json", r.Header.Get("Content-Type")))
+		return
+	}
+	limit := wh.MaxBodyBytes
+	if limit <= 0 {
+		limit = DefaultMaxBodyBytes
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			wh.fail(w, "", http.StatusRequestEntityTooLarge, fmt.Errorf("request body exceeds %d bytes", limit))
+			return
+		}
+		wh.fail(w, "", http.StatusBadRequest, fmt.Errorf("read body: %w", err))
+		return
+	}
+	review, err := DecodeReview(body)
+	if err != nil {
+		uid := types.UID("")
+		if review != nil && review.Request != nil {
+			uid = review.Request.UID
+		}
+		wh.fail(w, uid, http.StatusBadRequest, err)
+		return
+	}
+	req := admission.Request{AdmissionRequest: *review.Request}
+	resp, panicked := wh.handle(r, req)
+	if panicked {
+		wh.fail(w, req.UID, http.StatusInternalServerError, errors.New("internal error"))
+		return
+	}
+	if err := resp.Complete(req); err != nil {
+		wh.fail(w, req.UID, http.StatusInternalServerError, fmt.Errorf("encode patch: %w", err))
+		return
+	}
+	writeReview(w, http.StatusOK, &resp.AdmissionResponse)
+}
+
+// handle calls the handler, turning a panic into a flag (logged with the
+// stack, counted) so the next request is served normally.
+func (wh *Webhook) handle(r *http.Request, req admission.Request) (resp admission.Response, panicked bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			panicked = true
+			if wh.Metrics != nil {
+				wh.Metrics.Panics.WithLabelValues(wh.Phase).Inc()
+			}
+			if wh.Log != nil {
+				// The panic value is not logged: it may quote the object.
+				wh.Log.Error("recovered panic in admission handler", zap.String("uid", string(req.UID)),
+					zap.String("panicType", fmt.Sprintf("%T", p)), zap.ByteString("stack", debug.Stack()))
+			}
+		}
+	}()
+	ctx := r.Context()
+	// The apiserver sends its webhook timeout as ?timeout=10s; stop a little
+	// before it so the answer (even a failure) arrives in time.
+	if d, err := time.ParseDuration(r.URL.Query().Get("timeout")); err == nil && d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d*9/10)
+		defer cancel()
+	}
+	return wh.Handler.Handle(ctx, req), false
+}
+
+// fail answers with a non-200 status and, when the UID is known, an
+// AdmissionReview naming it so the failure can be traced.
+func (wh *Webhook) fail(w http.ResponseWriter, uid types.UID, code int, err error) {
+	if wh.Metrics != nil {
+		wh.Metrics.BadRequests.WithLabelValues(wh.Phase, fmt.Sprint(code)).Inc()
+	}
+	if wh.Log != nil {
+		wh.Log.Info("rejected admission request", zap.String("uid", string(uid)), zap.Int("code", code), zap.String("reason", err.Error()))
+	}
+	writeReview(w, code, &admissionv1.AdmissionResponse{
+		UID:     uid,
+		Allowed: false,
+		Result:  &metav1.Status{Code: int32(code), Message: err.Error()},
+	})
+}
+
+func writeReview(w http.ResponseWriter, code int, resp *admissionv1.AdmissionResponse) {
+	out := admissionv1.AdmissionReview{Response: resp}
+	out.SetGroupVersionKind(admissionReviewGVK)
+	b, err := json.Marshal(out)
+	if err != nil {
+		http.Error(w, "encode response", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}
+
+// DecodeReview decodes an AdmissionReview v1 request body and checks what
+// the engine relies on: the version, a request, a UID, and the object fields
+// being JSON objects or null. Errors never quote the body.
+func DecodeReview(body []byte) (*admissionv1.AdmissionReview, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, errors.New("request body is empty")
+	}
+	var review admissionv1.AdmissionReview
+	if err := json.Unmarshal(body, &review); err != nil {
+		return nil, fmt.Errorf("decode AdmissionReview: %w", sanitizeJSONError(err))
+	}
+	if gvk := review.GroupVersionKind(); gvk != admissionReviewGVK {
+		return &review, fmt.Errorf("unsupported %q %q: only admission.k8s.io/v1 AdmissionReview is served", review.APIVersion, review.Kind)
+	}
+	if review.Request == nil {
+		return &review, errors.New("AdmissionReview has no request")
+	}
+	if review.Request.UID == "" {
+		return &review, errors.New("AdmissionReview request has no uid")
+	}
+	for name, raw := range map[string][]byte{"object": review.Request.Object.Raw, "oldObject": review.Request.OldObject.Raw} {
+		trimmed := bytes.TrimSpace(raw)
+		if len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")) {
+			continue
+		}
+		if trimmed[0] != '{' {
+			return &review, fmt.Errorf("request.%s must be a JSON object or null", name)
+		}
+	}
+	return &review, nil
+}
+
+// sanitizeJSONError keeps the position and type of a JSON error but not the
+// offending value, which may be secret.
+func sanitizeJSONError(err error) error {
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		return fmt.Errorf("invalid JSON at byte %d", syn.Offset)
+	}
+	var ute *json.UnmarshalTypeError
+	if errors.As(err, &ute) {
+		return fmt.Errorf("field %q: unexpected JSON %s", ute.Field, ute.Value)
+	}
+	return errors.New("invalid JSON")
+}

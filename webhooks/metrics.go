@@ -1,0 +1,96 @@
+package webhooks
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/portcullis/portcullis/policies/engine"
+)
+
+// Metrics are Portcullis' Prometheus metrics. They implement engine.Observer
+// for per-policy counts and latencies.
+type Metrics struct {
+	// PolicyEvaluations counts evaluations by policy, phase and outcome.
+	PolicyEvaluations *prometheus.CounterVec
+	// PolicyDuration observes evaluation latency by policy and phase.
+	PolicyDuration *prometheus.HistogramVec
+	// Requests counts admission responses by phase, allowed and HTTP-level code.
+	Requests *prometheus.CounterVec
+	// RequestDuration observes whole-request latency by phase.
+	RequestDuration *prometheus.HistogramVec
+	// BadRequests counts requests answered with a non-200 status.
+	BadRequests *prometheus.CounterVec
+	// Panics counts recovered handler panics.
+	Panics *prometheus.CounterVec
+	// Reloads counts policy reloads by result (success, error).
+	Reloads *prometheus.CounterVec
+	// PoliciesLoaded is the number of policies in the serving registry.
+	PoliciesLoaded prometheus.Gauge
+}
+
+// latencyBuckets span 50 µs to ~1.6 s: admission budgets are milliseconds.
+var latencyBuckets = prometheus.ExponentialBuckets(50e-6, 2, 16)
+
+// NewMetrics creates the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		PolicyEvaluations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_policy_evaluations_total",
+			Help: "Policy evaluations by policy, phase and outcome (allowed, denied, warned, audited, mutated, error, timeout).",
+		}, []string{"policy", "phase", "outcome"}),
+		PolicyDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "portcullis_policy_evaluation_duration_seconds",
+			Help:    "Time to evaluate one policy for one request.",
+			Buckets: latencyBuckets,
+		}, []string{"policy", "phase"}),
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_admission_requests_total",
+			Help: "Admission requests answered, by phase, allowed and result code.",
+		}, []string{"phase", "allowed", "code"}),
+		RequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "portcullis_admission_request_duration_seconds",
+			Help:    "Time from decoded request to decision.",
+			Buckets: latencyBuckets,
+		}, []string{"phase"}),
+		BadRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_admission_bad_requests_total",
+			Help: "Requests answered with a non-200 HTTP status, by phase and status.",
+		}, []string{"phase", "code"}),
+		Panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_admission_panics_total",
+			Help: "Recovered panics in admission handlers.",
+		}, []string{"phase"}),
+		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_policy_reloads_total",
+			Help: "Policy set reloads by result (success, error). On error the last good set keeps serving.",
+		}, []string{"result"}),
+		PoliciesLoaded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "portcullis_policies_loaded",
+			Help: "Policies in the serving policy set.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.PolicyEvaluations, m.PolicyDuration, m.Requests, m.RequestDuration, m.BadRequests, m.Panics, m.Reloads, m.PoliciesLoaded} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// ObservePolicy implements engine.Observer.
+func (m *Metrics) ObservePolicy(policy string, phase engine.Phase, outcome string, took time.Duration) {
+	m.PolicyEvaluations.WithLabelValues(policy, string(phase), outcome).Inc()
+	m.PolicyDuration.WithLabelValues(policy, string(phase)).Observe(took.Seconds())
+}
+
+func (m *Metrics) observeRequest(phase engine.Phase, resp admission.Response, took time.Duration) {
+	code := "200"
+	if resp.Result != nil && resp.Result.Code != 0 {
+		code = fmt.Sprint(resp.Result.Code)
+	}
+	m.Requests.WithLabelValues(string(phase), fmt.Sprint(resp.Allowed), code).Inc()
+	m.RequestDuration.WithLabelValues(string(phase)).Observe(took.Seconds())
+}
