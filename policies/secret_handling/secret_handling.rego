@@ -1,0 +1,284 @@
+# METADATA
+# title: Secret handling
+# description: |
+#   Keeps credentials out of places that are not Secrets: literal env values
+#   under credential-looking names, literal values that look like private
+#   keys or tokens (in env, command and args), and ConfigMaps holding them.
+#   Optionally, per namespace: Secrets reach containers only as files (no
+#   secretKeyRef env, no envFrom.secretRef), pods mount their service
+#   account token only when they opt in, and Opaque Secrets are denied where
+#   secrets come from Vault only.
+#   Reads: spec.{initContainers,containers,ephemeralContainers}[*].{env,
+#   envFrom,command,args}, spec.automountServiceAccountToken and the pod's
+#   annotations (Pods, pods/ephemeralcontainers, pod templates of workloads);
+#   data and binaryData of ConfigMaps; type of Secrets (never their data).
+#   Messages name the container, the env var or key and the field, never
+#   any part of a value.
+#   Settings: policies.secret_handling in config.yaml.
+# custom:
+#   kind: validating
+#   enforcement: deny
+#   resources:
+#     - pods
+#     - pods/ephemeralcontainers
+#     - deployments
+#     - replicasets
+#     - statefulsets
+#     - daemonsets
+#     - jobs
+#     - cronjobs
+#     - replicationcontrollers
+#     - podtemplates
+#     - configmaps
+#     - secrets
+package portcullis.secret_handling
+
+import data.portcullis.lib.kubernetes
+
+# Settings ---------------------------------------------------------------
+
+settings := kubernetes.policy_config("secret_handling")
+
+# Defaults are the same as config.yaml, so the policy behaves alike without it.
+default_env_name_patterns := [
+	`(?i)passw(or)?d`,
+	`(?i)secret`,
+	`(?i)token`,
+	`(?i)api_?key`,
+	`(?i)private_?key`,
+	`(?i)credential`,
+	`(?i)access_?key`,
+]
+
+default_ignored_env_names := [`(?i)_(FILE|PATH|DIR|NAME|NAMESPACE|REF|TTL|EXPIRY|SECONDS|LENGTH|SIZE|ENABLED)$`]
+
+env_name_patterns := object.get(settings, "env_name_patterns", default_env_name_patterns)
+
+ignored_env_names := object.get(settings, "ignored_env_names", default_ignored_env_names)
+
+secrets_as_files_only := object.get(settings, "secrets_as_files_only", [])
+
+require_automount_opt_in := object.get(settings, "require_automount_opt_in", [])
+
+vault_only_namespaces := object.get(settings, "vault_only_namespaces", [])
+
+# The annotation a pod sets to "true" to keep its service account token.
+opt_in_annotation := "portcullis.dev/automount-token"
+
+# The request's namespace; the CLI may only have the object's own.
+namespace := ns if {
+	ns := input.request.namespace
+	ns != ""
+} else := object.get(kubernetes.obj, ["metadata", "namespace"], "")
+
+object_name := object.get(kubernetes.obj, ["metadata", "name"], object.get(kubernetes.obj, ["metadata", "generateName"], ""))
+
+# Credential detectors ---------------------------------------------------
+
+# What a literal value must not look like, whatever its name. Each pattern
+# is specific enough that a match is a credential, not a coincidence.
+detectors := {
+	"a PEM private key": `-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----`,
+	"an AWS access key ID": `\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b`,
+	"a JSON Web Token": `\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*`,
+	"a GitHub token": `\b(?:(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b`,
+	"a Slack token": `\bxox[abeoprs]-[A-Za-z0-9-]{10,}`,
+}
+
+# A URL with user:password@ before the host. The password group is checked
+# separately so that Kubernetes' own $(VAR) expansion (the password coming
+# from another env var) is not a literal credential.
+_url_userinfo := `[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s:]*:([^/?#@\s]+)@`
+
+# Something every detector needs to find: one cheap match rules out most
+# values before the detectors run one by one.
+_prefilter := `-----BEGIN |AKIA|ASIA|ABIA|ACCA|A3T|eyJ|gh[pousr]_|github_pat_|xox[abeoprs]-|://`
+
+# looks_like(value) is the set of descriptions of the credentials value
+# looks like (empty for a harmless value).
+looks_like(value) := kinds if {
+	regex.match(_prefilter, value)
+	kinds := {what |
+		some what, pattern in detectors
+		regex.match(pattern, value)
+	} | _url_password(value)
+} else := set()
+
+_url_password(value) := {"a URL with an embedded password"} if {
+	some m in regex.find_all_string_submatch_n(_url_userinfo, value, -1)
+	not regex.match(`^(?:\$\([A-Za-z_][A-Za-z0-9_.-]*\)|\$\{[A-Za-z_][A-Za-z0-9_]*\})$`, m[1])
+} else := set()
+
+_describe(kinds) := concat(" and ", sort(kinds))
+
+# Containers ---------------------------------------------------------------
+
+# checked holds the containers this request can change: all of them, or
+# only the ephemeral ones through pods/ephemeralcontainers.
+checked := kubernetes.containers if {
+	kubernetes.is_create_or_update
+	kubernetes.subresource == ""
+}
+
+checked := [c | some c in kubernetes.containers; c.field == "ephemeralContainers"] if {
+	kubernetes.is_create_or_update
+	kubernetes.is_pod
+	kubernetes.subresource == "ephemeralcontainers"
+}
+
+# pod_level is true when the request can change pod-level fields.
+pod_level if {
+	kubernetes.is_create_or_update
+	kubernetes.subresource == ""
+	kubernetes.pod
+}
+
+spec_path := "spec" if kubernetes.is_pod
+
+spec_path := concat(".", array.concat(kubernetes.template_paths[kubernetes.kind], ["spec"]))
+
+metadata_path := "metadata" if kubernetes.is_pod
+
+metadata_path := concat(".", array.concat(kubernetes.template_paths[kubernetes.kind], ["metadata"]))
+
+container_path(c) := sprintf("%s.%s[%d]", [spec_path, c.field, c.index])
+
+violation(check, container, field, msg) := {"msg": msg, "check": check, "container": container, "field": field}
+
+# object_violation is a violation of the pod or object as a whole.
+object_violation(check, field, msg) := {"msg": msg, "check": check, "field": field}
+
+# Literal env values -------------------------------------------------------
+
+# literal_env holds every env var with a non-empty literal value, with
+# what the value looks like (the value itself goes no further).
+literal_env := [{"c": c, "i": i, "name": e.name, "kinds": looks_like(e.value)} |
+	some c in checked
+	some i, e in object.get(c.container, "env", [])
+	is_string(e.value)
+	e.value != ""
+]
+
+# The configured patterns as one alternation each, so a name costs one
+# match, not one per pattern. (?:...) keeps each pattern's flags its own.
+_any_of(patterns) := concat("|", [sprintf("(?:%s)", [p]) | some p in patterns])
+
+_name_pattern := _any_of(env_name_patterns)
+
+_ignored_pattern := _any_of(ignored_env_names)
+
+credential_name(name) if {
+	count(env_name_patterns) > 0
+	regex.match(_name_pattern, name)
+	not _ignored_name(name)
+}
+
+_ignored_name(name) if {
+	count(ignored_env_names) > 0
+	regex.match(_ignored_pattern, name)
+}
+
+deny contains violation("env_name", e.c.name, field, msg) if {
+	some e in literal_env
+	count(e.kinds) == 0
+	credential_name(e.name)
+	field := sprintf("%s.env[%d].value", [container_path(e.c), e.i])
+	msg := sprintf("container %q env var %q has a credential-like name and a literal value; take it from a Secret (%s)", [e.c.name, e.name, field])
+}
+
+deny contains violation("env_value", e.c.name, field, msg) if {
+	some e in literal_env
+	count(e.kinds) > 0
+	field := sprintf("%s.env[%d].value", [container_path(e.c), e.i])
+	msg := sprintf("container %q env var %q has a literal value that looks like %s; take it from a Secret (%s)", [e.c.name, e.name, _describe(e.kinds), field])
+}
+
+deny contains violation("argument_value", c.name, field, msg) if {
+	some c in checked
+	some list in ["command", "args"]
+	some i, arg in object.get(c.container, list, [])
+	is_string(arg)
+	kinds := looks_like(arg)
+	count(kinds) > 0
+	field := sprintf("%s.%s[%d]", [container_path(c), list, i])
+	msg := sprintf("container %q has a literal %s entry that looks like %s; take it from a Secret (%s)", [c.name, list, _describe(kinds), field])
+}
+
+# Secrets as files only ------------------------------------------------------
+
+files_only if kubernetes.namespace_matches(namespace, secrets_as_files_only)
+
+deny contains violation("secret_env", c.name, field, msg) if {
+	files_only
+	some c in checked
+	some i, e in object.get(c.container, "env", [])
+	ref := e.valueFrom.secretKeyRef
+	field := sprintf("%s.env[%d].valueFrom.secretKeyRef", [container_path(c), i])
+	msg := sprintf("container %q env var %q reads key %q of Secret %q; in namespace %q Secrets must be mounted as files (a Secret volume or the Vault agent) (%s)", [
+		c.name, e.name, object.get(ref, "key", ""), object.get(ref, "name", ""), namespace, field,
+	])
+}
+
+deny contains violation("secret_env_from", c.name, field, msg) if {
+	files_only
+	some c in checked
+	some i, source in object.get(c.container, "envFrom", [])
+	ref := source.secretRef
+	field := sprintf("%s.envFrom[%d].secretRef", [container_path(c), i])
+	msg := sprintf("container %q takes env vars from Secret %q; in namespace %q Secrets must be mounted as files (a Secret volume or the Vault agent) (%s)", [
+		c.name, object.get(ref, "name", ""), namespace, field,
+	])
+}
+
+# Service account token ------------------------------------------------------
+
+# The pod's spec.automountServiceAccountToken wins over the ServiceAccount's
+# field; left unset, the ServiceAccount decides, and its default is true.
+# Admission of a pod cannot see the ServiceAccount, so only an explicit
+# false on the pod counts as "not mounted".
+deny contains object_violation("automount_token", field, msg) if {
+	pod_level
+	kubernetes.namespace_matches(namespace, require_automount_opt_in)
+	object.get(kubernetes.pod_spec, "automountServiceAccountToken", null) != false
+	object.get(kubernetes.pod_annotations, opt_in_annotation, "") != "true"
+	field := sprintf("%s.automountServiceAccountToken", [spec_path])
+	msg := sprintf("%s %q mounts its service account token: set %s to false (unset means the ServiceAccount's setting, true by default), or opt in with the annotation %s: \"true\" (%s.annotations)", [
+		kubernetes.kind, object_name, field, opt_in_annotation, metadata_path,
+	])
+}
+
+# ConfigMaps -------------------------------------------------------------
+
+deny contains object_violation("configmap_data", field, msg) if {
+	kubernetes.is_create_or_update
+	kubernetes.kind == "ConfigMap"
+	some key, value in object.get(kubernetes.obj, "data", {})
+	is_string(value)
+	kinds := looks_like(value)
+	count(kinds) > 0
+	field := sprintf("data[%q]", [key])
+	msg := sprintf("ConfigMap %q key %q holds a value that looks like %s; store it in a Secret (%s)", [object_name, key, _describe(kinds), field])
+}
+
+# binaryData is base64; a PEM key or a token in it is text once decoded.
+deny contains object_violation("configmap_data", field, msg) if {
+	kubernetes.is_create_or_update
+	kubernetes.kind == "ConfigMap"
+	some key, encoded in object.get(kubernetes.obj, "binaryData", {})
+	is_string(encoded)
+	kinds := looks_like(base64.decode(encoded))
+	count(kinds) > 0
+	field := sprintf("binaryData[%q]", [key])
+	msg := sprintf("ConfigMap %q key %q holds a value that looks like %s; store it in a Secret (%s)", [object_name, key, _describe(kinds), field])
+}
+
+# Vault-only namespaces --------------------------------------------------
+
+deny contains object_violation("opaque_secret", "type", msg) if {
+	kubernetes.is_create_or_update
+	kubernetes.kind == "Secret"
+	kubernetes.namespace_matches(namespace, vault_only_namespaces)
+	type := object.get(kubernetes.obj, "type", "")
+	type in {"", "Opaque"}
+	msg := sprintf("Secret %q is of type Opaque (an unset type is Opaque); namespace %q takes its secrets from Vault only", [object_name, namespace])
+}
