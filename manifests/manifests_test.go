@@ -508,6 +508,18 @@ var (
 				APIGroups: []string{""}, APIVersions: []string{"v1"}, Scope: namespaced,
 				Resources: []string{"pods"},
 			}},
+			{Operations: createUpdate, Rule: admissionregistrationv1.Rule{
+				APIGroups: []string{""}, APIVersions: []string{"v1"}, Scope: namespaced,
+				Resources: []string{"replicationcontrollers", "podtemplates"},
+			}},
+			{Operations: createUpdate, Rule: admissionregistrationv1.Rule{
+				APIGroups: []string{"apps"}, APIVersions: []string{"v1"}, Scope: namespaced,
+				Resources: []string{"deployments", "replicasets", "statefulsets", "daemonsets"},
+			}},
+			{Operations: createUpdate, Rule: admissionregistrationv1.Rule{
+				APIGroups: []string{"batch"}, APIVersions: []string{"v1"}, Scope: namespaced,
+				Resources: []string{"jobs", "cronjobs"},
+			}},
 		},
 		FailurePolicy:           ptr.To(admissionregistrationv1.Ignore),
 		MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),

@@ -33,10 +33,24 @@
 #   drop_all_capabilities, read_only_root_filesystem} (booleans),
 #   namespaces (names or globs the policy applies to, default all),
 #   exclude_namespaces (names or globs it never touches).
+#   Pod templates of workloads (Deployment, ReplicaSet, StatefulSet,
+#   DaemonSet, Job, CronJob, ReplicationController, PodTemplate) get the same
+#   defaults on CREATE and UPDATE (config `templates`, default true), so a
+#   plain Deployment passes pod_security at apply time, the way Kyverno's
+#   autogen rules do. GitOps tools see the defaulted fields as server-side
+#   changes; set templates: false to mutate Pods only.
 # custom:
 #   kind: mutating
 #   resources:
 #     - pods
+#     - deployments
+#     - replicasets
+#     - statefulsets
+#     - daemonsets
+#     - jobs
+#     - cronjobs
+#     - replicationcontrollers
+#     - podtemplates
 package portcullis.security_context
 
 import data.portcullis.lib.kubernetes
@@ -67,11 +81,32 @@ exempt_namespaces := ns if {
 	ns := data.portcullis.config.exempt_namespaces
 } else := []
 
-# applies is true for a new Pod (not a subresource) in a namespace the
-# policy covers, on Linux.
-applies if {
+# target_operation is true for what the policy mutates: new Pods, and pod
+# templates of workloads being created or updated.
+target_operation if {
 	kubernetes.is_pod
 	kubernetes.operation == "CREATE"
+}
+
+target_operation if {
+	kubernetes.is_template
+	kubernetes.is_create_or_update
+	object.get(settings, "templates", true) == true
+}
+
+# spec_path is where the pod spec lives in the object under review.
+spec_path := ["spec"] if kubernetes.is_pod
+
+spec_path := array.concat(kubernetes.template_paths[kubernetes.kind], ["spec"]) if kubernetes.is_template
+
+# at returns the edit path for the pod-spec-relative path p.
+at(p) := array.concat(spec_path, p)
+
+# applies is true for a new Pod or a workload's pod template (not a
+# subresource) in a namespace the policy covers, on Linux.
+applies if {
+	target_operation
+	kubernetes.pod_spec
 	object.get(input.request, "subResource", "") == ""
 	ns := object.get(input.request, "namespace", "")
 	kubernetes.namespace_matches(ns, included_namespaces)
@@ -101,14 +136,14 @@ explicit_root if {
 	entry.container.securityContext.runAsUser == 0
 }
 
-mutate contains {"op": "default", "path": ["spec", "securityContext", "runAsNonRoot"], "value": true} if {
+mutate contains {"op": "default", "path": at(["securityContext", "runAsNonRoot"]), "value": true} if {
 	applies
 	enabled("run_as_non_root")
 	unset(pod_sc, ["runAsNonRoot"])
 	not explicit_root
 }
 
-mutate contains {"op": "default", "path": ["spec", "securityContext", "seccompProfile"], "value": {"type": "RuntimeDefault"}} if {
+mutate contains {"op": "default", "path": at(["securityContext", "seccompProfile"]), "value": {"type": "RuntimeDefault"}} if {
 	applies
 	enabled("seccomp_profile")
 	unset(pod_sc, ["seccompProfile"])
@@ -131,7 +166,7 @@ apparmor_mentioned if {
 	startswith(key, apparmor_annotation_prefix)
 }
 
-mutate contains {"op": "default", "path": ["spec", "securityContext", "appArmorProfile"], "value": {"type": "RuntimeDefault"}} if {
+mutate contains {"op": "default", "path": at(["securityContext", "appArmorProfile"]), "value": {"type": "RuntimeDefault"}} if {
 	applies
 	enabled("apparmor_profile")
 	not apparmor_mentioned
@@ -150,7 +185,7 @@ escalation_required(c) if {
 
 mutate contains {
 	"op": "default",
-	"path": ["spec", entry.field, {"name": entry.name}, "securityContext", "allowPrivilegeEscalation"],
+	"path": at([entry.field, {"name": entry.name}, "securityContext", "allowPrivilegeEscalation"]),
 	"value": false,
 } if {
 	applies
@@ -165,7 +200,7 @@ mutate contains {
 # which is kept).
 mutate contains {
 	"op": "append",
-	"path": ["spec", entry.field, {"name": entry.name}, "securityContext", "capabilities", "drop"],
+	"path": at([entry.field, {"name": entry.name}, "securityContext", "capabilities", "drop"]),
 	"value": ["ALL"],
 } if {
 	applies
@@ -176,7 +211,7 @@ mutate contains {
 
 mutate contains {
 	"op": "default",
-	"path": ["spec", entry.field, {"name": entry.name}, "securityContext", "readOnlyRootFilesystem"],
+	"path": at([entry.field, {"name": entry.name}, "securityContext", "readOnlyRootFilesystem"]),
 	"value": true,
 } if {
 	applies

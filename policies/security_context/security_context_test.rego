@@ -204,6 +204,59 @@ test_subresource_untouched if {
 	count(security_context.mutate) == 0 with input as json.patch(review({"spec": {"containers": [app("app")]}}), [{"op": "replace", "path": "/request/subResource", "value": "ephemeralcontainers"}])
 }
 
-test_deployment_untouched if {
+test_deployment_without_template_untouched if {
 	count(security_context.mutate) == 0 with input as json.patch(review({"spec": {"containers": [app("app")]}}), [{"op": "replace", "path": "/request/kind/kind", "value": "Deployment"}])
+}
+
+workload(kind, obj, op) := {"request": {
+	"kind": {"group": "apps", "version": "v1", "kind": kind},
+	"operation": op,
+	"namespace": "default",
+	"object": object.union({"kind": kind, "metadata": {"name": "api"}}, obj),
+}}
+
+prefixed(prefix, edits) := {object.union(e, {"path": array.concat(prefix, array.slice(e.path, 1, count(e.path)))}) | some e in edits}
+
+test_deployment_template_gets_every_default if {
+	prefix := ["spec", "template", "spec"]
+	security_context.mutate == prefixed(prefix, pod_defaults | container_defaults("containers", "app")) with input as workload(
+		"Deployment",
+		{"spec": {"template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [app("app")]}}}},
+		"CREATE",
+	)
+}
+
+test_deployment_update_defaults_template if {
+	prefix := ["spec", "template", "spec"]
+	security_context.mutate == prefixed(prefix, container_defaults("containers", "app")) with input as workload(
+		"Deployment",
+		{"spec": {"template": {"spec": {"securityContext": hardened_pod_sc, "containers": [app("app")]}}}},
+		"UPDATE",
+	)
+}
+
+test_cronjob_template_path if {
+	prefix := ["spec", "jobTemplate", "spec", "template", "spec"]
+	security_context.mutate == prefixed(prefix, pod_defaults | container_defaults("containers", "job")) with input as workload(
+		"CronJob",
+		{"spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [app("job")]}}}}}},
+		"CREATE",
+	)
+}
+
+test_pod_template_path if {
+	security_context.mutate == prefixed(["template", "spec"], pod_defaults | container_defaults("containers", "app")) with input as workload(
+		"PodTemplate",
+		{"template": {"spec": {"containers": [app("app")]}}},
+		"CREATE",
+	)
+}
+
+test_templates_switched_off if {
+	count(security_context.mutate) == 0 with input as workload(
+		"Deployment",
+		{"spec": {"template": {"spec": {"containers": [app("app")]}}}},
+		"CREATE",
+	)
+		with data.portcullis.config.policies.security_context.templates as false
 }
