@@ -136,6 +136,17 @@ func TestValidateDeterministic(t *testing.T) {
 	}
 }
 
+// TestValidateBuiltinGolden runs the embedded default policy set on the
+// fixture manifests: the privileged pod is refused by pod_security, the plain
+// pod and Deployment are admitted after the security_context defaults.
+func TestValidateBuiltinGolden(t *testing.T) {
+	code, out, errOut := run(t, "", "validate", "-f", "testdata/manifests/mixed.yaml", "--show-patch")
+	if code != ExitDenied {
+		t.Fatalf("exit %d, want %d: %s", code, ExitDenied, errOut)
+	}
+	golden(t, "builtin-mixed.txt", out)
+}
+
 // TestValidateDefaultPolicies runs the embedded default set, as a user would.
 func TestValidateDefaultPolicies(t *testing.T) {
 	code, out, errOut := run(t, "", "validate", "-f", "testdata/manifests/dir", "-o", "json")
