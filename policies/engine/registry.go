@@ -186,6 +186,13 @@ func (p *Policy) queryString() string {
 
 // parseModules reads every non-test .rego file of fsys.
 func parseModules(fsys fs.FS) (map[string]*ast.Module, error) {
+	return ParseModules(fsys, false)
+}
+
+// ParseModules parses the .rego files of fsys (Rego v1, with METADATA),
+// skipping hidden and testdata directories, and *_test.rego files unless
+// withTests. `portcullis test` uses it with tests; Load without.
+func ParseModules(fsys fs.FS, withTests bool) (map[string]*ast.Module, error) {
 	if fsys == nil {
 		return nil, errors.New("no policy source")
 	}
@@ -202,7 +209,7 @@ func parseModules(fsys fs.FS) (map[string]*ast.Module, error) {
 			}
 			return nil
 		}
-		if !strings.HasSuffix(name, regoFileExt) || strings.HasSuffix(name, testFileExt) {
+		if !strings.HasSuffix(name, regoFileExt) || (!withTests && strings.HasSuffix(name, testFileExt)) {
 			return nil
 		}
 		src, err := fs.ReadFile(fsys, name)

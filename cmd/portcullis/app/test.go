@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -16,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/portcullis/portcullis/policies"
+	"github.com/portcullis/portcullis/policies/engine"
 )
 
 // TestOptions configure `portcullis test`.
@@ -79,7 +79,7 @@ func (o *TestOptions) Run(ctx context.Context, streams IO) error {
 	if o.Dir != "" {
 		fsys = os.DirFS(o.Dir)
 	}
-	modules, err := parseAll(fsys)
+	modules, err := engine.ParseModules(fsys, true)
 	if err != nil {
 		return usageError(err)
 	}
@@ -127,42 +127,4 @@ func (o *TestOptions) Run(ctx context.Context, streams IO) error {
 		return &exitError{code: ExitDenied}
 	}
 	return nil
-}
-
-// parseAll parses every .rego file, tests included.
-func parseAll(fsys fs.FS) (map[string]*ast.Module, error) {
-	modules := map[string]*ast.Module{}
-	var errs []error
-	err := fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if name != "." && strings.HasPrefix(d.Name(), ".") {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(name, ".rego") {
-			return nil
-		}
-		src, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return err
-		}
-		m, err := ast.ParseModuleWithOpts(name, string(src), ast.ParserOptions{ProcessAnnotation: true, RegoVersion: ast.RegoV1})
-		if err != nil {
-			errs = append(errs, err)
-			return nil
-		}
-		modules[name] = m
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read policies: %w", err)
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("parse policies: %w", errors.Join(errs...))
-	}
-	return modules, nil
 }
