@@ -506,3 +506,29 @@ func podRequestRaw(t testing.TB, raw []byte) *admissionv1.AdmissionRequest {
 	req.Object.Raw = raw
 	return req
 }
+
+// A mutating policy may also deny or warn: its entries count like a
+// validating policy's, and its edits are still derived (the webhook drops
+// them from a denial).
+func TestMutatingPolicyDenyAndWarn(t *testing.T) {
+	t.Parallel()
+	reg := mustLoad(t, mapFS(map[string]string{"inject/inject.rego": mutating("inject", `mutate contains {"op": "merge", "path": ["metadata", "labels"], "value": {"injected": "true"}}
+
+deny contains {"msg": "annotation example.com/role is required"} if not input.request.object.metadata.annotations["example.com/role"]
+
+warn contains {"msg": "injecting into a pod without a team label"} if not input.request.object.metadata.labels.team`)}))
+	dec := evaluate(t, reg, Mutating, podRequest(t, "default", pod(nil, container("app", "a", false))))
+	if dec.Allowed {
+		t.Error("allowed")
+	}
+	wantViolations := []Violation{{Policy: "inject", Enforcement: EnforceDeny, Message: "annotation example.com/role is required"}}
+	if !reflect.DeepEqual(dec.Violations, wantViolations) {
+		t.Errorf("violations = %+v", dec.Violations)
+	}
+	if want := []string{"inject: injecting into a pod without a team label"}; !reflect.DeepEqual(dec.Warnings, want) {
+		t.Errorf("warnings = %q", dec.Warnings)
+	}
+	if got, _ := json.Marshal(dec.Patch); string(got) != `[{"op":"add","path":"/metadata/labels","value":{"injected":"true"}}]` {
+		t.Errorf("patch = %s", got)
+	}
+}
