@@ -30,51 +30,80 @@ type Bundle struct {
 // Generate creates a new ECDSA P-256 CA valid for caValidity and a serving
 // certificate for hosts (DNS names or IPs) valid for validity.
 func Generate(hosts []string, caValidity, validity time.Duration, now time.Time) (*Bundle, error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := NewCA(caValidity, now)
+	if err != nil {
+		return nil, err
+	}
+	cert, key, err := ca.Issue(hosts, validity, now)
+	if err != nil {
+		return nil, err
+	}
+	return &Bundle{CACert: ca.CertPEM, CAKey: ca.KeyPEM, Cert: cert, Key: key}, nil
+}
+
+// backdate is how far before "now" certificates start to be valid, so a
+// peer whose clock is slightly behind accepts them.
+const backdate = 5 * time.Minute
+
+// CA is a certificate authority that signs serving certificates.
+type CA struct {
+	// Cert is the parsed CA certificate.
+	Cert *x509.Certificate
+	// Key is its private key.
+	Key *ecdsa.PrivateKey
+	// CertPEM and KeyPEM are Cert and Key, PEM encoded.
+	CertPEM, KeyPEM []byte
+}
+
+// NewCA creates a new ECDSA P-256 CA valid for validity from now.
+func NewCA(validity time.Duration, now time.Time) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generate CA key: %w", err)
 	}
-	caTmpl := &x509.Certificate{
+	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: "portcullis-ca", Organization: []string{"portcullis"}},
-		NotBefore:             now.Add(-5 * time.Minute),
-		NotAfter:              now.Add(caValidity),
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              now.Add(validity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		return nil, fmt.Errorf("sign CA: %w", err)
 	}
-	caCert, err := x509.ParseCertificate(caDER)
+	cert, err := x509.ParseCertificate(der)
 	if err != nil {
 		return nil, fmt.Errorf("parse CA: %w", err)
 	}
-	b := &Bundle{CACert: pemEncode("CERTIFICATE", caDER)}
-	if b.CAKey, err = encodeKey(caKey); err != nil {
+	keyPEM, err := encodeKey(key)
+	if err != nil {
 		return nil, err
 	}
-	if err := b.issue(caCert, caKey, hosts, validity, now); err != nil {
-		return nil, err
-	}
-	return b, nil
+	return &CA{Cert: cert, Key: key, CertPEM: pemEncode("CERTIFICATE", der), KeyPEM: keyPEM}, nil
 }
 
-// issue signs a new serving certificate for hosts with the CA.
-func (b *Bundle) issue(ca *x509.Certificate, caKey *ecdsa.PrivateKey, hosts []string, validity time.Duration, now time.Time) error {
+// Issue signs a new serving certificate (and key) for hosts, DNS names or IP
+// addresses, valid for validity from now but never beyond the CA itself.
+func (ca *CA) Issue(hosts []string, validity time.Duration, now time.Time) (certPEM, keyPEM []byte, err error) {
 	if len(hosts) == 0 {
-		return fmt.Errorf("serving certificate needs at least one host")
+		return nil, nil, fmt.Errorf("serving certificate needs at least one host")
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return fmt.Errorf("generate serving key: %w", err)
+		return nil, nil, fmt.Errorf("generate serving key: %w", err)
+	}
+	notAfter := now.Add(validity)
+	if notAfter.After(ca.Cert.NotAfter) {
+		notAfter = ca.Cert.NotAfter
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: hosts[0]},
-		NotBefore:    now.Add(-5 * time.Minute),
-		NotAfter:     now.Add(validity),
+		NotBefore:    now.Add(-backdate),
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
@@ -85,15 +114,14 @@ func (b *Bundle) issue(ca *x509.Certificate, caKey *ecdsa.PrivateKey, hosts []st
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
 	if err != nil {
-		return fmt.Errorf("sign serving certificate: %w", err)
+		return nil, nil, fmt.Errorf("sign serving certificate: %w", err)
 	}
-	b.Cert = pemEncode("CERTIFICATE", der)
-	if b.Key, err = encodeKey(key); err != nil {
-		return err
+	if keyPEM, err = encodeKey(key); err != nil {
+		return nil, nil, err
 	}
-	return nil
+	return pemEncode("CERTIFICATE", der), keyPEM, nil
 }
 
 // WriteDir writes tls.crt, tls.key and ca.crt into dir, each atomically
