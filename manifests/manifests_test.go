@@ -269,12 +269,17 @@ func TestDeployment(t *testing.T) {
 		automount bool
 		args      []string
 		env       []corev1.EnvVar
-		certs     *corev1.SecretVolumeSource
+		certs     corev1.VolumeSource
+		// certsReadOnly: the server only reads /certs (cert-manager mode)
+		// or writes it (self-signed mode).
+		certsReadOnly bool
 	}{
 		certMgr: {
 			automount: false,
 			args:      baseArgs,
-			certs:     &corev1.SecretVolumeSource{SecretName: tlsSecret, DefaultMode: ptr.To[int32](0o440)},
+			certs:     corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: tlsSecret, DefaultMode: ptr.To[int32](0o440)}},
+
+			certsReadOnly: true,
 		},
 		selfSigned: {
 			automount: true,
@@ -288,8 +293,12 @@ func TestDeployment(t *testing.T) {
 			env: []corev1.EnvVar{{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{
 				FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"},
 			}}},
-			// Optional: the first replica creates the Secret.
-			certs: &corev1.SecretVolumeSource{SecretName: tlsSecret, DefaultMode: ptr.To[int32](0o440), Optional: ptr.To(true)},
+			// The server reads the Secret through the API and writes the
+			// pair here; in memory, so the key never reaches the node's disk.
+			certs: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
+				Medium:    corev1.StorageMediumMemory,
+				SizeLimit: ptr.To(resource.MustParse("1Mi")),
+			}},
 		},
 	}
 	for _, overlay := range manifests.Overlays() {
@@ -386,12 +395,12 @@ func TestDeployment(t *testing.T) {
 					SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 				}},
 				{"volumeMounts", c.VolumeMounts, []corev1.VolumeMount{
-					{Name: "certs", MountPath: "/certs", ReadOnly: true},
+					{Name: "certs", MountPath: "/certs", ReadOnly: tt.certsReadOnly},
 					{Name: "config", MountPath: "/etc/portcullis", ReadOnly: true},
 					{Name: "tmp", MountPath: "/tmp"},
 				}},
 				{"volumes", spec.Volumes, []corev1.Volume{
-					{Name: "certs", VolumeSource: corev1.VolumeSource{Secret: tt.certs}},
+					{Name: "certs", VolumeSource: tt.certs},
 					{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 						LocalObjectReference: corev1.LocalObjectReference{Name: configMapName(t, r)},
 					}}},
@@ -615,7 +624,7 @@ func TestRBAC(t *testing.T) {
 				APIGroups:     []string{"admissionregistration.k8s.io"},
 				Resources:     []string{"validatingwebhookconfigurations", "mutatingwebhookconfigurations"},
 				ResourceNames: []string{name},
-				Verbs:         []string{"get", "update", "patch"},
+				Verbs:         []string{"get", "patch"},
 			}}},
 			{"ClusterRole aggregation", cr.AggregationRule, (*rbacv1.AggregationRule)(nil)},
 			{"ClusterRoleBinding roleRef", crb.RoleRef, rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: cr.Name}},
@@ -629,7 +638,13 @@ func TestRBAC(t *testing.T) {
 		})
 		// The names in the rules are the objects the server manages.
 		d := get[*appsv1.Deployment](t, r, "Deployment", namespace, name)
-		runChecks(t, []check{{"Secret in the Role is the mounted one", role.Rules[0].ResourceNames[0], d.Spec.Template.Spec.Volumes[0].Secret.SecretName}})
+		args := d.Spec.Template.Spec.Containers[0].Args
+		runChecks(t, []check{
+			{"Secret in the Role is the server's", "--cert-secret-name=" + role.Rules[0].ResourceNames[0], argWithPrefix(args, "--cert-secret-name=")},
+			{"configurations in the ClusterRole are the server's", "--webhook-config-name=" + cr.Rules[0].ResourceNames[0], argWithPrefix(args, "--webhook-config-name=")},
+			{"Secret namespace is the Role's", "--cert-secret-namespace=$(POD_NAMESPACE)", argWithPrefix(args, "--cert-secret-namespace=")},
+			{"Role namespace is the pod's", role.Namespace, d.Namespace},
+		})
 		get[*admissionregistrationv1.ValidatingWebhookConfiguration](t, r, "ValidatingWebhookConfiguration", "", cr.Rules[0].ResourceNames[0])
 		get[*admissionregistrationv1.MutatingWebhookConfiguration](t, r, "MutatingWebhookConfiguration", "", cr.Rules[0].ResourceNames[0])
 		// No wildcards anywhere, and nothing cluster-wide without a name.
@@ -716,4 +731,14 @@ func TestRenderedUpToDate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// argWithPrefix returns the first argument starting with prefix, or "".
+func argWithPrefix(args []string, prefix string) string {
+	for _, a := range args {
+		if strings.HasPrefix(a, prefix) {
+			return a
+		}
+	}
+	return ""
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-logr/zapr"
@@ -16,6 +17,10 @@ import (
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -24,13 +29,35 @@ import (
 	"github.com/portcullis/portcullis/webhooks"
 )
 
+// Certificate modes of `portcullis serve --cert-mode`.
+const (
+	// CertModeFile serves tls.crt/tls.key from --cert-dir (cert-manager or
+	// any other tool writes them), or with no --cert-dir a self-signed
+	// localhost certificate for local runs.
+	CertModeFile = "file"
+	// CertModeSelfSigned keeps a CA and serving certificate in a Secret and
+	// the webhook configurations' caBundle up to date (certs.Manager).
+	CertModeSelfSigned = "self-signed"
+)
+
 // ServeOptions configure `portcullis serve`.
 type ServeOptions struct {
 	Source PolicySourceOptions
 
-	BindAddress        string
-	Port               int
-	CertDir            string
+	BindAddress string
+	Port        int
+	CertDir     string
+
+	// Self-signed certificate mode.
+	CertMode            string
+	CertSecretName      string
+	CertSecretNamespace string
+	ServiceName         string
+	WebhookConfigName   string
+	CertExtraSANs       []string
+	CertResyncInterval  time.Duration
+	Kubeconfig          string
+
 	HealthBindAddress  string
 	MetricsBindAddress string
 	ClientCAFile       string
@@ -49,6 +76,9 @@ type ServeOptions struct {
 
 	// Started, if set, is called once the server is listening (tests).
 	Started func(*webhooks.Server)
+	// KubeClient, if set, replaces the client built from --kubeconfig or
+	// the in-cluster configuration (tests).
+	KubeClient kubernetes.Interface
 }
 
 // NewServeOptions returns the defaults.
@@ -56,6 +86,11 @@ func NewServeOptions() *ServeOptions {
 	return &ServeOptions{
 		BindAddress:        "127.0.0.1",
 		Port:               9443,
+		CertMode:           CertModeFile,
+		CertSecretName:     "portcullis-tls",
+		ServiceName:        "portcullis",
+		WebhookConfigName:  "portcullis",
+		CertResyncInterval: certs.DefaultResyncInterval,
 		HealthBindAddress:  "127.0.0.1:8081",
 		MetricsBindAddress: "127.0.0.1:8080",
 		EvalTimeout:        time.Second,
@@ -73,7 +108,15 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	o.Source.AddFlags(fs)
 	fs.StringVar(&o.BindAddress, "bind-address", o.BindAddress, "address the TLS webhook listener binds (0.0.0.0 in a cluster)")
 	fs.IntVar(&o.Port, "port", o.Port, "TLS webhook port")
-	fs.StringVar(&o.CertDir, "cert-dir", o.CertDir, "directory with tls.crt and tls.key, reloaded on change (default: a self-signed certificate generated into a temporary directory)")
+	fs.StringVar(&o.CertDir, "cert-dir", o.CertDir, "directory with tls.crt and tls.key, reloaded on change; with --cert-mode=self-signed, where the server writes them (default: a new temporary directory; in file mode with no --cert-dir, a self-signed localhost certificate generated there)")
+	fs.StringVar(&o.CertMode, "cert-mode", o.CertMode, "file: serve the certificate in --cert-dir (cert-manager, or any tool that writes it); self-signed: keep a CA and serving certificate in a Secret, write the CA into the webhook configurations' caBundle and rotate before expiry")
+	fs.StringVar(&o.CertSecretName, "cert-secret-name", o.CertSecretName, "self-signed mode: the Secret (kubernetes.io/tls, plus the CA key) holding the certificates")
+	fs.StringVar(&o.CertSecretNamespace, "cert-secret-namespace", o.CertSecretNamespace, "self-signed mode: the namespace of the Secret and of the Service (required)")
+	fs.StringVar(&o.ServiceName, "service-name", o.ServiceName, "self-signed mode: the Service the apiserver calls; the certificate covers <svc>, <svc>.<ns>, <svc>.<ns>.svc and <svc>.<ns>.svc.cluster.local")
+	fs.StringVar(&o.WebhookConfigName, "webhook-config-name", o.WebhookConfigName, "self-signed mode: the ValidatingWebhookConfiguration and MutatingWebhookConfiguration whose caBundle the server keeps")
+	fs.StringSliceVar(&o.CertExtraSANs, "cert-extra-sans", o.CertExtraSANs, "self-signed mode: further DNS names or IP addresses for the serving certificate (webhooks reached by URL)")
+	fs.DurationVar(&o.CertResyncInterval, "cert-resync-interval", o.CertResyncInterval, "self-signed mode: how often the Secret is re-read and the caBundles checked")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "self-signed mode: kubeconfig file to reach the API server (default: the in-cluster service account)")
 	fs.StringVar(&o.HealthBindAddress, "health-probe-bind-address", o.HealthBindAddress, "plain-HTTP address for /healthz and /readyz (empty disables)")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "plain-HTTP address for /metrics (empty disables)")
 	fs.StringVar(&o.ClientCAFile, "client-ca", o.ClientCAFile, "PEM CA bundle: require client certificates signed by it")
@@ -105,6 +148,9 @@ func (o *ServeOptions) Validate() error {
 	if o.ClientCN != "" && o.ClientCAFile == "" {
 		return errors.New("--client-cn needs --client-ca")
 	}
+	if err := o.validateCertMode(); err != nil {
+		return err
+	}
 	if _, err := zapcore.ParseLevel(o.LogLevel); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
@@ -112,6 +158,62 @@ func (o *ServeOptions) Validate() error {
 		return fmt.Errorf("--log-format %q: must be json or console", o.LogFormat)
 	}
 	return nil
+}
+
+// validateCertMode checks --cert-mode and the flags that go with it. The
+// self-signed flags are refused in file mode rather than ignored: a manifest
+// that forgot --cert-mode=self-signed would otherwise serve a certificate
+// nobody trusts.
+func (o *ServeOptions) validateCertMode() error {
+	switch o.CertMode {
+	case CertModeFile:
+		d := NewServeOptions()
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{
+			{"--cert-secret-name", o.CertSecretName != d.CertSecretName},
+			{"--cert-secret-namespace", o.CertSecretNamespace != d.CertSecretNamespace},
+			{"--service-name", o.ServiceName != d.ServiceName},
+			{"--webhook-config-name", o.WebhookConfigName != d.WebhookConfigName},
+			{"--cert-extra-sans", len(o.CertExtraSANs) > 0},
+			{"--cert-resync-interval", o.CertResyncInterval != d.CertResyncInterval},
+			{"--kubeconfig", o.Kubeconfig != d.Kubeconfig},
+		} {
+			if f.set {
+				return fmt.Errorf("%s needs --cert-mode=%s", f.name, CertModeSelfSigned)
+			}
+		}
+		return nil
+	case CertModeSelfSigned:
+		if o.CertSecretNamespace == "" {
+			return fmt.Errorf("--cert-mode=%s needs --cert-secret-namespace", CertModeSelfSigned)
+		}
+		for _, f := range []struct {
+			name, value string
+			check       func(string) []string
+		}{
+			{"--cert-secret-name", o.CertSecretName, validation.IsDNS1123Subdomain},
+			{"--cert-secret-namespace", o.CertSecretNamespace, validation.IsDNS1123Label},
+			{"--service-name", o.ServiceName, validation.IsDNS1035Label},
+			{"--webhook-config-name", o.WebhookConfigName, validation.IsDNS1123Subdomain},
+		} {
+			if errs := f.check(f.value); len(errs) > 0 {
+				return fmt.Errorf("%s %q: %s", f.name, f.value, strings.Join(errs, "; "))
+			}
+		}
+		for _, h := range o.CertExtraSANs {
+			if net.ParseIP(h) == nil && len(validation.IsDNS1123Subdomain(h)) > 0 {
+				return fmt.Errorf("--cert-extra-sans %q: not an IP address or DNS name", h)
+			}
+		}
+		if o.CertResyncInterval <= 0 {
+			return errors.New("--cert-resync-interval must be positive")
+		}
+		return nil
+	default:
+		return fmt.Errorf("--cert-mode %q: must be %s or %s", o.CertMode, CertModeFile, CertModeSelfSigned)
+	}
 }
 
 func newServeCommand(streams IO) *cobra.Command {
@@ -184,13 +286,9 @@ func (o *ServeOptions) Run(ctx context.Context, streams IO) error {
 	eng := engine.New(reg, metrics)
 	log.Info("policies loaded", zap.Int("count", len(reg.Policies())), zap.Strings("ids", policyIDs(reg)))
 
-	certDir := o.CertDir
-	if certDir == "" {
-		dir, err := o.selfSigned(streams)
-		if err != nil {
-			return err
-		}
-		certDir = dir
+	certDir, err := o.certificates(ctx, streams, log)
+	if err != nil {
+		return err
 	}
 	certFile, keyFile := webhooks.CertPaths(certDir)
 
@@ -249,6 +347,73 @@ func (o *ServeOptions) Run(ctx context.Context, streams IO) error {
 		}()
 	}
 	return srv.Start(ctx)
+}
+
+// certificates returns the directory the server loads its certificate
+// from. In self-signed mode it first brings the Secret, the caBundles and
+// the directory up to date, and keeps them so in the background until ctx
+// is done.
+func (o *ServeOptions) certificates(ctx context.Context, streams IO, log *zap.Logger) (string, error) {
+	if o.CertMode != CertModeSelfSigned {
+		if o.CertDir != "" {
+			return o.CertDir, nil
+		}
+		return o.selfSigned(streams)
+	}
+	dir := o.CertDir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "portcullis-certs-")
+		if err != nil {
+			return "", fmt.Errorf("create certificate directory: %w", err)
+		}
+		dir = d
+	}
+	client := o.KubeClient
+	if client == nil {
+		c, err := o.kubeClient()
+		if err != nil {
+			return "", err
+		}
+		client = c
+	}
+	mgr := &certs.Manager{
+		Client:            client,
+		Namespace:         o.CertSecretNamespace,
+		SecretName:        o.CertSecretName,
+		ServiceName:       o.ServiceName,
+		ExtraHosts:        o.CertExtraSANs,
+		WebhookConfigName: o.WebhookConfigName,
+		Dir:               dir,
+		ResyncInterval:    o.CertResyncInterval,
+		Log:               log.Named("certs"),
+	}
+	if err := mgr.Start(ctx); err != nil {
+		return "", err
+	}
+	go mgr.Run(ctx)
+	return dir, nil
+}
+
+// kubeClient builds a clientset from --kubeconfig, or in a pod from its
+// service account.
+func (o *ServeOptions) kubeClient() (kubernetes.Interface, error) {
+	var cfg *rest.Config
+	var err error
+	if o.Kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+	} else {
+		cfg, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client configuration (--kubeconfig): %w", err)
+	}
+	cfg.UserAgent = "portcullis"
+	cfg.Timeout = 15 * time.Second
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return client, nil
 }
 
 // selfSigned generates a CA and a localhost serving certificate into a new
