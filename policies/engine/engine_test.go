@@ -748,9 +748,18 @@ func TestLoadErrors(t *testing.T) {
 				"a/a.rego":     validating("a", noDeny),
 				"a/again.rego": validating("a", ""),
 			},
-			// OPA refuses the second package annotation before the engine
-			// sees it; both locations are named.
-			want: "load policies: compile: 1 error occurred: a/again.rego:1: rego_type_error: package annotation redeclared: a/a.rego:1",
+			// Found before compiling (OPA would call it a redeclared package
+			// annotation); both locations are named.
+			want: `load policies: a/again.rego:5: duplicate policy ID "a" (METADATA also at a/a.rego:5)`,
+		},
+		"duplicate policy ID in another directory, three times": {
+			files: map[string]string{
+				"a/a.rego":   validating("a", noDeny),
+				"b/a.rego":   mutating("a", ""),
+				"c/dup.rego": "\n" + validating("a", ""),
+			},
+			want: "load policies: b/a.rego:5: duplicate policy ID \"a\" (METADATA also at a/a.rego:5)\n" +
+				"c/dup.rego:6: duplicate policy ID \"a\" (METADATA also at a/a.rego:5)",
 		},
 		"validating policy without deny": {
 			files: map[string]string{"a/a.rego": validating("a", `warn contains {"msg": "x"} if false`)},

@@ -125,6 +125,9 @@ func Load(ctx context.Context, src Source) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrLoad, err)
 	}
+	if err := duplicatePolicies(modules); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrLoad, err)
+	}
 	compiler := ast.NewCompiler().WithEnablePrintStatements(false)
 	compiler.Compile(modules)
 	if compiler.Failed() {
@@ -259,11 +262,7 @@ func discover(modules map[string]*ast.Module, compiler *ast.Compiler, st setting
 		if ann == nil || ann.Custom["kind"] == nil {
 			continue // another file of the same package, or helpers
 		}
-		loc := m.Package.Location
-		if prev := byID[id]; prev != nil {
-			errs = append(errs, fmt.Errorf("%s:%d: duplicate policy ID %q (METADATA also at %s:%d)", loc.File, loc.Row, id, prev.File, prev.Row))
-			continue
-		}
+		loc := m.Package.Location // duplicates were refused by duplicatePolicies
 		p, err := newPolicy(id, ann, loc, st.policies[id])
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s:%d: policy %q: %w", loc.File, loc.Row, id, err))
@@ -297,6 +296,37 @@ func discover(modules map[string]*ast.Module, compiler *ast.Compiler, st setting
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// duplicatePolicies refuses a policy ID declared with METADATA custom.kind
+// in more than one file. It runs before compiling: OPA's compiler would
+// otherwise report the second package annotation as a type error that does
+// not say which policy is declared twice.
+func duplicatePolicies(modules map[string]*ast.Module) error {
+	names := make([]string, 0, len(modules))
+	for name := range modules {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	first := map[string]*ast.Location{}
+	var errs []error
+	for _, name := range names {
+		m := modules[name]
+		id, ok := policyID(m.Package.Path)
+		if !ok {
+			continue
+		}
+		if ann := packageAnnotation(m); ann == nil || ann.Custom["kind"] == nil {
+			continue
+		}
+		loc := m.Package.Location
+		if prev, dup := first[id]; dup {
+			errs = append(errs, fmt.Errorf("%s:%d: duplicate policy ID %q (METADATA also at %s:%d)", loc.File, loc.Row, id, prev.File, prev.Row))
+			continue
+		}
+		first[id] = loc
+	}
+	return errors.Join(errs...)
 }
 
 func hasError(errs []error, id string) bool {
