@@ -38,14 +38,34 @@ func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
 }
 
+// portcullisBin is the portcullis binary built from this tree by TestMain.
+var portcullisBin string
+
 func runMain(m *testing.M) int {
-	c, stop, err := startCluster()
+	// The binary builds while the control plane starts.
+	binDir, err := os.MkdirTemp("", "portcullis-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
+	defer os.RemoveAll(binDir)
+	built := make(chan error, 1)
+	go func() { built <- buildPortcullis(filepath.Join(binDir, "portcullis")) }()
+	c, stop, err := startCluster()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		<-built
+		return 1
+	}
 	cluster = c
-	code := m.Run()
+	code := 0
+	if err := <-built; err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		code = 1
+	} else {
+		portcullisBin = filepath.Join(binDir, "portcullis")
+		code = m.Run()
+	}
 	if err := stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: stop control plane:", err)
 		if code == 0 {
@@ -53,6 +73,22 @@ func runMain(m *testing.M) int {
 		}
 	}
 	return code
+}
+
+// buildPortcullis builds ./cmd/portcullis into out (the Go build cache
+// makes a warm build a link step).
+func buildPortcullis(out string) error {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/portcullis")
+	cmd.Dir = ".."
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build ./cmd/portcullis: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "e2e: portcullis built in %s\n", time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // startCluster starts etcd and kube-apiserver with envtest.
