@@ -119,56 +119,150 @@ type Options struct {
 // Engine evaluates requests against the current Registry. The registry is
 // swapped atomically on reload; an evaluation uses the one it started with.
 type Engine struct {
-	reg      atomic.Pointer[Registry]
-	observer Observer
+	state        atomic.Pointer[engineState]
+	observer     Observer
+	cacheEntries int
+	cacheBytes   int64
+}
+
+// engineState is a registry and its decision cache: a reload replaces both,
+// so no decision of an old policy set is ever served by the new one.
+type engineState struct {
+	reg   *Registry
+	cache *decisionCache // nil: no caching
+}
+
+// EngineOption configures an Engine.
+type EngineOption func(*Engine)
+
+// WithDecisionCache caches up to entries decisions (and about maxBytes of
+// them) per policy set; entries <= 0 disables the cache. See cacheKey for
+// what a cached decision is keyed by. Only a server should cache: decisions
+// served from the cache are shared and must not be modified.
+func WithDecisionCache(entries int, maxBytes int64) EngineOption {
+	return func(e *Engine) { e.cacheEntries, e.cacheBytes = entries, maxBytes }
 }
 
 // New returns an Engine serving reg. observer may be nil.
-func New(reg *Registry, observer Observer) *Engine {
+func New(reg *Registry, observer Observer, opts ...EngineOption) *Engine {
 	e := &Engine{observer: observer}
-	e.reg.Store(reg)
+	for _, o := range opts {
+		o(e)
+	}
+	e.Swap(reg)
 	return e
 }
 
 // Registry returns the registry in use.
-func (e *Engine) Registry() *Registry { return e.reg.Load() }
+func (e *Engine) Registry() *Registry { return e.state.Load().reg }
 
-// Swap replaces the registry; evaluations already running finish on the old one.
-func (e *Engine) Swap(reg *Registry) { e.reg.Store(reg) }
+// Swap replaces the registry (and starts a new, empty decision cache);
+// evaluations already running finish on the old one.
+func (e *Engine) Swap(reg *Registry) {
+	st := &engineState{reg: reg}
+	if reg.cacheable {
+		st.cache = newDecisionCache(e.cacheEntries, e.cacheBytes)
+	}
+	e.state.Store(st)
+}
+
+// CacheObserver is implemented by observers that count decision-cache hits
+// and misses.
+type CacheObserver interface {
+	ObserveCache(phase Phase, hit bool)
+}
 
 // Evaluate runs the phase's policies on req. Violations are results; an error
 // is returned only for a request that cannot be evaluated at all. ctx bounds
 // the evaluation: when its deadline passes, running policies are cancelled
-// and handled by their failure mode.
+// and handled by their failure mode. The Decision must not be modified: with
+// a decision cache it may be shared with other requests.
 func (e *Engine) Evaluate(ctx context.Context, phase Phase, req *admissionv1.AdmissionRequest, opts Options) (*Decision, error) {
 	if req == nil {
 		return nil, fmt.Errorf("%w: no request", ErrBadRequest)
 	}
-	reg := e.reg.Load()
+	st := e.state.Load()
+	reg := st.reg
 	dec := &Decision{Allowed: true}
 	if reg.namespaceExempt(req.Namespace) {
 		dec.Exempt = true
 		return dec, nil
 	}
-	selected := reg.selectPolicies(phase, req, opts)
+	selected := reg.selectPolicies(phase, req.Resource.Resource, req.SubResource, opts)
 	if len(selected) == 0 {
 		return dec, nil
 	}
-	input, err := toInput(req)
+	small, err := smallRequestJSON(req)
 	if err != nil {
 		return nil, err
 	}
+	var key cacheKey
+	useCache := false
+	if st.cache != nil {
+		key, useCache = requestKey(phase, req, small, opts)
+	}
+	if useCache {
+		cached, hit := st.cache.get(key)
+		if co, ok := e.observer.(CacheObserver); ok {
+			co.ObserveCache(phase, hit)
+		}
+		if hit {
+			return cached, nil
+		}
+	}
+	input, err := toInputFrom(req, small)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.evaluate(ctx, reg, phase, req, selected, input, dec); err != nil {
+		return nil, err
+	}
+	if useCache && cacheable(dec, string(req.UID)) {
+		st.cache.put(key, dec)
+	}
+	return dec, nil
+}
+
+// evaluate runs the selected policies on input into dec. The policies are
+// evaluated together in one query when they can be (see policySet); when that
+// fails or a mutating policy changed the object, they are evaluated one by one,
+// in ID order, each mutating policy seeing the object as the previous left it.
+func (e *Engine) evaluate(ctx context.Context, reg *Registry, phase Phase, req *admissionv1.AdmissionRequest, selected []*Policy, input ast.Value, dec *Decision) error {
+	var together []*policyResult
+	var share time.Duration // each policy's share of the set's evaluation time
+	if set := reg.policySet(ctx, selected); set != nil {
+		// Leave half of the time to the one-by-one evaluation that says
+		// which policy failed or timed out.
+		sctx := ctx
+		if deadline, ok := ctx.Deadline(); ok {
+			var cancel context.CancelFunc
+			sctx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(deadline)/2))
+			defer cancel()
+		}
+		start := time.Now()
+		if res, err := set.eval(sctx, input); err == nil {
+			together = res
+			share = time.Since(start) / time.Duration(len(selected))
+		}
+	}
 	var obj map[string]any // the working copy mutating policies edit
 	changed := false
-	for _, p := range selected {
+	for i, p := range selected {
 		dec.Evaluated = append(dec.Evaluated, p.ID)
 		start := time.Now()
-		res, err := p.eval(ctx, input)
+		var res *policyResult
+		var err error
+		if together != nil && !changed {
+			res = together[i]
+		} else {
+			res, err = p.eval(ctx, input)
+		}
+		took := time.Since(start) + share
 		outcome := OutcomeAllowed
 		if err == nil && p.Kind == Mutating && len(res.edits) > 0 && req.Object.Raw != nil {
 			if obj == nil {
 				if obj, err = decodeObject(req.Object.Raw); err != nil {
-					return nil, err
+					return err
 				}
 			}
 			// Edit a copy so a policy whose edits fail leaves no half-applied change.
@@ -180,9 +274,11 @@ func (e *Engine) Evaluate(ctx context.Context, phase Phase, req *admissionv1.Adm
 				changed = true
 				outcome = OutcomeMutated
 				// Later policies see the object as this one left it.
-				if input, err = rebuildInput(req, obj); err != nil {
-					return nil, err
+				v, verr := ast.InterfaceToValue(obj)
+				if verr != nil {
+					return fmt.Errorf("convert mutated object: %w", verr)
 				}
+				input = withObject(input, v)
 			}
 		}
 		if err != nil {
@@ -198,20 +294,20 @@ func (e *Engine) Evaluate(ctx context.Context, phase Phase, req *admissionv1.Adm
 			}
 		}
 		if e.observer != nil {
-			e.observer.ObservePolicy(p.ID, phase, outcome, time.Since(start))
+			e.observer.ObservePolicy(p.ID, phase, outcome, took)
 		}
 	}
 	if changed {
 		mutated, err := json.Marshal(obj)
 		if err != nil {
-			return nil, fmt.Errorf("encode mutated object: %w", err)
+			return fmt.Errorf("encode mutated object: %w", err)
 		}
 		original, err := decodeObject(req.Object.Raw)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if dec.Patch, err = diffPatch(req.Object.Raw, mutated, original); err != nil {
-			return nil, err
+			return err
 		}
 		if len(dec.Patch) > 0 {
 			dec.Object = mutated
@@ -219,11 +315,12 @@ func (e *Engine) Evaluate(ctx context.Context, phase Phase, req *admissionv1.Adm
 			dec.Patch = nil
 		}
 	}
-	return dec, nil
+	return nil
 }
 
-// selectPolicies returns the phase's policies that apply to req, in ID order.
-func (r *Registry) selectPolicies(phase Phase, req *admissionv1.AdmissionRequest, opts Options) []*Policy {
+// selectPolicies returns the phase's policies that apply to resource and
+// subResource, in ID order.
+func (r *Registry) selectPolicies(phase Phase, resource, subResource string, opts Options) []*Policy {
 	var only map[string]bool
 	if len(opts.Policies) > 0 {
 		only = map[string]bool{}
@@ -236,23 +333,12 @@ func (r *Registry) selectPolicies(phase Phase, req *admissionv1.AdmissionRequest
 		if p.Kind != phase || (only != nil && !only[p.ID]) {
 			continue
 		}
-		if !p.AppliesTo(req.Resource.Resource, req.SubResource) {
+		if !p.AppliesTo(resource, subResource) {
 			continue
 		}
 		out = append(out, p)
 	}
 	return out
-}
-
-func rebuildInput(req *admissionv1.AdmissionRequest, obj map[string]any) (ast.Value, error) {
-	raw, err := json.Marshal(obj)
-	if err != nil {
-		return nil, fmt.Errorf("encode mutated object: %w", err)
-	}
-	cp := *req
-	cp.Object.Raw = raw
-	cp.Object.Object = nil
-	return toInput(&cp)
 }
 
 // policyResult is a policy's decoded output.
@@ -274,18 +360,28 @@ func (p *Policy) eval(ctx context.Context, input ast.Value) (*policyResult, erro
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("evaluate policy %q: %w", p.ID, err)
 	}
-	res := &policyResult{}
 	if len(rs) == 0 {
-		return res, nil // entry rules undefined: nothing to say
+		return &policyResult{}, nil // entry rules undefined: nothing to say
 	}
-	b := rs[0].Bindings
-	if res.deny, err = decodeEntries(b[ruleDeny]); err != nil {
+	return p.decode(func(rule string) (any, bool) {
+		v, ok := rs[0].Bindings[rule]
+		return v, ok
+	})
+}
+
+// decode reads the policy's entry rules from a result through binding.
+func (p *Policy) decode(binding func(rule string) (any, bool)) (*policyResult, error) {
+	res := &policyResult{}
+	var err error
+	deny, _ := binding(ruleDeny)
+	if res.deny, err = decodeEntries(deny); err != nil {
 		return nil, fmt.Errorf("policy %q %s: %w", p.ID, ruleDeny, err)
 	}
-	if res.warn, err = decodeEntries(b[ruleWarn]); err != nil {
+	warn, _ := binding(ruleWarn)
+	if res.warn, err = decodeEntries(warn); err != nil {
 		return nil, fmt.Errorf("policy %q %s: %w", p.ID, ruleWarn, err)
 	}
-	if raw, ok := b[ruleMutate]; ok {
+	if raw, ok := binding(ruleMutate); ok {
 		if res.edits, err = decodeEdits(raw); err != nil {
 			return nil, fmt.Errorf("policy %q: %w", p.ID, err)
 		}

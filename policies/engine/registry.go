@@ -11,6 +11,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 )
 
@@ -61,6 +62,7 @@ type Policy struct {
 	Row  int
 
 	hasWarn, hasDeny bool
+	combinable       bool // see combinable
 	query            rego.PreparedEvalQuery
 }
 
@@ -89,7 +91,15 @@ type Registry struct {
 	byID     map[string]*Policy
 	config   map[string]any
 	exempt   []string
-	Warnings []string // non-fatal load findings (e.g. config for unknown policies)
+	compiler *ast.Compiler
+	store    storage.Store
+	sets     policySets
+	oneByOne bool // never combine policies (tests compare both ways)
+	// cacheable is false when a module calls a non-deterministic built-in
+	// (time, randomness, HTTP) or reads the request UID: the same request may
+	// then get a different answer, so decisions are not cached.
+	cacheable bool
+	Warnings  []string // non-fatal load findings (e.g. config for unknown policies)
 }
 
 // Source is what a Registry is loaded from.
@@ -142,7 +152,7 @@ func Load(ctx context.Context, src Source) (*Registry, error) {
 		rootPackage: map[string]any{configKey: cfg},
 	}, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
 
-	reg := &Registry{byID: map[string]*Policy{}, config: cfg, exempt: st.exemptNamespaces}
+	reg := &Registry{byID: map[string]*Policy{}, config: cfg, exempt: st.exemptNamespaces, compiler: compiler, store: store}
 	known := map[string]bool{} // loaded or disabled: settings for them are not a typo
 	for _, p := range policies {
 		known[p.ID] = true
@@ -160,6 +170,7 @@ func Load(ctx context.Context, src Source) (*Registry, error) {
 			return nil, fmt.Errorf("%w: prepare policy %q (%s:%d): %w", ErrLoad, p.ID, p.File, p.Row, err)
 		}
 		p.query = pq
+		p.combinable = combinable(compiler, p)
 		reg.policies = append(reg.policies, p)
 		reg.byID[p.ID] = p
 	}
@@ -169,20 +180,72 @@ func Load(ctx context.Context, src Source) (*Registry, error) {
 		}
 	}
 	sort.Strings(reg.Warnings)
+	reg.cacheable = deterministic(compiler)
+	reg.prepareSets(ctx)
 	return reg, nil
+}
+
+// prepareSets prepares, at load time, the multi-policy query of each phase
+// for each resource the policies name, so requests do not pay for it.
+func (r *Registry) prepareSets(ctx context.Context) {
+	keys := map[string]bool{"": true}
+	for _, p := range r.policies {
+		for _, res := range p.Resources {
+			keys[res] = true
+		}
+	}
+	for key := range keys {
+		resource, sub, _ := strings.Cut(key, "/")
+		for _, phase := range []Phase{Validating, Mutating} {
+			r.policySet(ctx, r.selectPolicies(phase, resource, sub, Options{}))
+		}
+	}
+}
+
+// uidRef is input.request.uid: a policy reading it answers differently for
+// every request, so its decisions cannot be cached. (A policy reaching the
+// UID through an alias of input.request is not seen here; the cache also
+// refuses any decision whose text contains the request's UID.)
+var uidRef = ast.MustParseRef("input.request.uid")
+
+// deterministic reports whether the compiled modules call no
+// non-deterministic built-in and never read the request UID.
+func deterministic(compiler *ast.Compiler) bool {
+	ok := true
+	nondet := func(op ast.Ref) {
+		if b, found := ast.BuiltinMap[op.String()]; found && b.Nondeterministic {
+			ok = false
+		}
+	}
+	for _, m := range compiler.Modules {
+		ast.WalkExprs(m, func(e *ast.Expr) bool {
+			if e.IsCall() {
+				nondet(e.Operator())
+			}
+			return false
+		})
+		ast.WalkTerms(m, func(t *ast.Term) bool {
+			switch v := t.Value.(type) {
+			case ast.Call:
+				if ref, isRef := v[0].Value.(ast.Ref); isRef {
+					nondet(ref)
+				}
+			case ast.Ref:
+				if v.HasPrefix(uidRef) {
+					ok = false
+				}
+			}
+			return false
+		})
+	}
+	return ok
 }
 
 func (p *Policy) queryString() string {
 	ref := packagePrefix + p.ID
 	var parts []string
-	if p.hasDeny {
-		parts = append(parts, ruleDeny+" := "+ref+"."+ruleDeny)
-	}
-	if p.hasWarn {
-		parts = append(parts, ruleWarn+" := "+ref+"."+ruleWarn)
-	}
-	if p.Kind == Mutating {
-		parts = append(parts, ruleMutate+" := "+ref+"."+ruleMutate)
+	for _, rule := range p.rules() {
+		parts = append(parts, rule+" := "+ref+"."+rule)
 	}
 	return strings.Join(parts, "; ")
 }

@@ -7,29 +7,104 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// reviewEnvelope is the AdmissionReview policies see as input. It is built
-// from the typed request so that the server (which received JSON) and the
-// CLI (which built the request from a manifest) hand Rego the same document.
-type reviewEnvelope struct {
-	APIVersion string                        `json:"apiVersion"`
-	Kind       string                        `json:"kind"`
-	Request    *admissionv1.AdmissionRequest `json:"request"`
-}
+// The input document's fixed members. Rego sees the AdmissionReview the
+// apiserver sent: apiVersion, kind and request.
+var (
+	termAPIVersion   = ast.StringTerm("apiVersion")
+	termKind         = ast.StringTerm("kind")
+	termRequest      = ast.StringTerm("request")
+	termReviewAPI    = ast.StringTerm("admission.k8s.io/v1")
+	termReviewKind   = ast.StringTerm("AdmissionReview")
+	termUID          = ast.StringTerm("uid")
+	termObject       = ast.StringTerm("object")
+	termOldObject    = ast.StringTerm("oldObject")
+	termOptions      = ast.StringTerm("options")
+	rawMembers       = []*ast.Term{termObject, termOldObject, termOptions}
+	rawNames         = []string{"object", "oldObject", "options"}
+	nullRawExtension = runtime.RawExtension{}
+)
 
 // toInput converts the request into the Rego input value, once per request;
-// every policy of the request shares it.
+// every policy of the request shares it. It is built from the typed request,
+// so the server (which received JSON) and the CLI (which built the request
+// from a manifest) hand Rego the same document. The small fields go through
+// encoding/json (so the document follows the API's JSON tags, whatever fields
+// a future API version adds); the raw object, oldObject and options are
+// decoded straight into ast values, never re-encoded.
 func toInput(req *admissionv1.AdmissionRequest) (ast.Value, error) {
-	b, err := json.Marshal(reviewEnvelope{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview", Request: req})
+	small, err := smallRequestJSON(req)
+	if err != nil {
+		return nil, err
+	}
+	return toInputFrom(req, small)
+}
+
+// smallRequestJSON encodes the request without its UID and raw members: the
+// part of the request the cache key and the input share.
+func smallRequestJSON(req *admissionv1.AdmissionRequest) ([]byte, error) {
+	small := *req
+	small.UID = ""
+	small.Object, small.OldObject, small.Options = nullRawExtension, nullRawExtension, nullRawExtension
+	b, err := json.Marshal(&small)
 	if err != nil {
 		return nil, fmt.Errorf("%w: encode request: %w", ErrBadRequest, err)
 	}
-	v, err := ast.ValueFromReader(bytes.NewReader(b))
+	return b, nil
+}
+
+// toInputFrom is toInput with the request's smallRequestJSON already encoded.
+func toInputFrom(req *admissionv1.AdmissionRequest, small []byte) (ast.Value, error) {
+	v, err := parseJSONValue(small)
 	if err != nil {
 		return nil, fmt.Errorf("%w: convert request: %w", ErrBadRequest, err)
 	}
-	return v, nil
+	reqObj, ok := v.(ast.Object)
+	if !ok {
+		return nil, fmt.Errorf("%w: request is not an object", ErrBadRequest)
+	}
+	reqObj.Insert(termUID, ast.StringTerm(string(req.UID)))
+	for i, ext := range []*runtime.RawExtension{&req.Object, &req.OldObject, &req.Options} {
+		raw := ext.Raw
+		if raw == nil && ext.Object != nil {
+			if raw, err = json.Marshal(ext.Object); err != nil {
+				return nil, fmt.Errorf("%w: encode request.%s: %w", ErrBadRequest, rawNames[i], err)
+			}
+		}
+		if raw == nil {
+			continue // marshalled as null above
+		}
+		val, err := parseJSONValue(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%w: convert request.%s: %w", ErrBadRequest, rawNames[i], err)
+		}
+		reqObj.Insert(rawMembers[i], ast.NewTerm(val))
+	}
+	return reviewInput(reqObj), nil
+}
+
+// withObject returns a copy of input (from toInput) whose request.object is
+// obj: what later mutating policies see after an earlier one edited it.
+func withObject(input ast.Value, obj ast.Value) ast.Value {
+	reqObj := input.(ast.Object).Get(termRequest).Value.(ast.Object)
+	pairs := make([][2]*ast.Term, 0, reqObj.Len())
+	reqObj.Foreach(func(k, v *ast.Term) {
+		if k.Equal(termObject) {
+			v = ast.NewTerm(obj)
+		}
+		pairs = append(pairs, [2]*ast.Term{k, v})
+	})
+	return reviewInput(ast.NewObject(pairs...))
+}
+
+func reviewInput(reqObj ast.Object) ast.Value {
+	return ast.NewObject(
+		[2]*ast.Term{termAPIVersion, termReviewAPI},
+		[2]*ast.Term{termKind, termReviewKind},
+		[2]*ast.Term{termRequest, ast.NewTerm(reqObj)},
+	)
 }
 
 // decodeObject decodes a raw object keeping numbers exact, so an unchanged

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// result is one measured point.
+type result struct {
+	requests   int
+	errors     map[int]int // HTTP status (0: transport error) → count
+	elapsed    time.Duration
+	latencies  []time.Duration
+	dropped    int // open loop: requests not sent in time (the server fell behind)
+	allowed    *bool
+	patched    bool
+	firstError string
+}
+
+func (r *result) rps() float64 { return float64(r.requests) / r.elapsed.Seconds() }
+
+func (r *result) quantile(q float64) time.Duration {
+	if len(r.latencies) == 0 {
+		return 0
+	}
+	s := slices.Clone(r.latencies)
+	slices.Sort(s)
+	i := int(q * float64(len(s)-1))
+	return s[i]
+}
+
+func (r *result) errorCount() int {
+	n := 0
+	for _, c := range r.errors {
+		n += c
+	}
+	return n
+}
+
+// newClient returns an HTTPS client speaking HTTP/1.1 over at most conns
+// keep-alive connections, trusting only the benchmark CA.
+func newClient(caPEM []byte, conns int) (*http.Client, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("no CA certificate")
+	}
+	tr := &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12},
+		MaxIdleConns:        conns,
+		MaxIdleConnsPerHost: conns,
+		MaxConnsPerHost:     conns,
+		IdleConnTimeout:     time.Minute,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/1.1 only, like the apiserver
+	}
+	return &http.Client{Transport: tr, Timeout: 15 * time.Second}, nil
+}
+
+// shot sends one request and returns the status (0 on transport error) and the body.
+func shot(ctx context.Context, c *http.Client, url string, b []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, out, err
+}
+
+// recorder collects results from concurrent workers.
+type recorder struct {
+	mu  sync.Mutex
+	res result
+}
+
+func (r *recorder) add(status int, body []byte, err error, took time.Duration, inspect bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.res.requests++
+	if err != nil || status != http.StatusOK {
+		if r.res.errors == nil {
+			r.res.errors = map[int]int{}
+		}
+		r.res.errors[status]++
+		if r.res.firstError == "" {
+			msg := string(body)
+			if err != nil {
+				msg = err.Error()
+			}
+			if len(msg) > 300 {
+				msg = msg[:300]
+			}
+			r.res.firstError = fmt.Sprintf("status %d: %s", status, msg)
+		}
+		return
+	}
+	r.res.latencies = append(r.res.latencies, took)
+	if inspect && r.res.allowed == nil {
+		var rv struct {
+			Response struct {
+				Allowed bool   `json:"allowed"`
+				Patch   []byte `json:"patch"`
+			} `json:"response"`
+		}
+		if json.Unmarshal(body, &rv) == nil {
+			a := rv.Response.Allowed
+			r.res.allowed = &a
+			r.res.patched = len(rv.Response.Patch) > 0
+		}
+	}
+}
+
+// saturate keeps conns requests in flight (closed loop) for d or until max
+// requests, after a warm-up that is not counted.
+func saturate(ctx context.Context, c *http.Client, url string, b *body, unique bool, conns int, warmup, d time.Duration, max int) *result {
+	run := func(d time.Duration, max int, rec *recorder) time.Duration {
+		deadline := time.Now().Add(d)
+		var sent atomic.Int64
+		var wg sync.WaitGroup
+		start := time.Now()
+		for range conns {
+			wg.Go(func() {
+				for time.Now().Before(deadline) && sent.Add(1) <= int64(max) && ctx.Err() == nil {
+					payload := b.render(unique)
+					t0 := time.Now()
+					status, out, err := shot(ctx, c, url, payload)
+					rec.add(status, out, err, time.Since(t0), true)
+				}
+			})
+		}
+		wg.Wait()
+		return time.Since(start)
+	}
+	run(warmup, max, &recorder{})
+	rec := &recorder{}
+	rec.res.elapsed = run(d, max, rec)
+	return &rec.res
+}
+
+// fixedRate sends rate requests/s (open loop) for d over conns connections.
+// Latency counts from the moment a request was due, not from when a
+// connection became free, so a server falling behind shows in the figures
+// (no coordinated omission). Requests still not sent when d ends are dropped
+// and counted.
+func fixedRate(ctx context.Context, c *http.Client, url string, b *body, unique bool, conns int, rate int, d time.Duration) *result {
+	total := int(float64(rate) * d.Seconds())
+	due := make(chan time.Time, total)
+	rec := &recorder{}
+	start := time.Now()
+	end := start.Add(d)
+	var wg sync.WaitGroup
+	var dropped atomic.Int64
+	for range conns {
+		wg.Go(func() {
+			for t := range due {
+				if time.Now().After(end.Add(time.Second)) {
+					dropped.Add(1)
+					continue
+				}
+				payload := b.render(unique)
+				status, out, err := shot(ctx, c, url, payload)
+				rec.add(status, out, err, time.Since(t), true)
+			}
+		})
+	}
+	interval := time.Second / time.Duration(rate)
+	for i := range total {
+		t := start.Add(time.Duration(i) * interval)
+		if w := time.Until(t); w > 0 {
+			time.Sleep(w)
+		}
+		due <- t
+	}
+	close(due)
+	wg.Wait()
+	rec.res.elapsed = time.Since(start)
+	rec.res.dropped = int(dropped.Load())
+	return &rec.res
+}

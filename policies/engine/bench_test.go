@@ -1,0 +1,154 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/portcullis/portcullis/policies"
+)
+
+// benchBodies are the request bodies of `make bench-load` (written by
+// `go run ./cmd/bench-load -dump policies/engine/testdata/bench`).
+var benchBodies = []string{"typical-pod", "large-pod", "deployment"}
+
+func loadBuiltin(tb testing.TB) *Registry {
+	tb.Helper()
+	defaults, err := policies.FS.ReadFile(policies.ConfigFile)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	reg, err := Load(context.Background(), Source{Policies: policies.FS, Configs: [][]byte{defaults}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return reg
+}
+
+func benchRequest(tb testing.TB, name string) (*admissionv1.AdmissionRequest, []byte) {
+	tb.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", "bench", name+".json"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var review admissionv1.AdmissionReview
+	if err := json.Unmarshal(raw, &review); err != nil {
+		tb.Fatal(err)
+	}
+	return review.Request, raw
+}
+
+// BenchmarkEvaluate measures engine.Evaluate with the built-in policies on
+// the bench-load bodies, per phase and per policy, without a decision cache.
+func BenchmarkEvaluate(b *testing.B) {
+	reg := loadBuiltin(b)
+	eng := New(reg, nil)
+	ctx := context.Background()
+	for _, name := range benchBodies {
+		req, _ := benchRequest(b, name)
+		for _, phase := range []Phase{Validating, Mutating} {
+			b.Run(name+"/"+string(phase), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := eng.Evaluate(ctx, phase, req, Options{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			for _, p := range reg.selectPolicies(phase, req.Resource.Resource, req.SubResource, Options{}) {
+				b.Run(name+"/"+string(phase)+"-"+p.ID, func(b *testing.B) {
+					b.ReportAllocs()
+					opts := Options{Policies: []string{p.ID}}
+					for b.Loop() {
+						if _, err := eng.Evaluate(ctx, phase, req, opts); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		}
+		b.Run(name+"/input", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := toInput(req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkCombinedQuery(b *testing.B) {
+	reg := loadBuiltin(b)
+	ctx := context.Background()
+	for _, name := range benchBodies {
+		req, _ := benchRequest(b, name)
+		input, err := toInput(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var parts []string
+		var sel []*Policy
+		for _, p := range reg.selectPolicies(Validating, req.Resource.Resource, req.SubResource, Options{}) {
+			parts = append(parts, "x_"+p.ID+" := data.portcullis."+p.ID+".deny")
+			sel = append(sel, p)
+		}
+		q := strings.Join(parts, "; ")
+		pq, err := rego.New(rego.Query(q), rego.Compiler(reg.compiler), rego.Store(reg.store), rego.StoreReadAST(true)).PrepareForEval(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(name+"/combined", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := pq.Eval(ctx, rego.EvalParsedInput(input)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/separate", func(b *testing.B) {
+			for b.Loop() {
+				for _, p := range sel {
+					if _, err := p.query.Eval(ctx, rego.EvalParsedInput(input)); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkParseJSON compares the direct decoder with ast.ValueFromReader.
+func BenchmarkParseJSON(b *testing.B) {
+	for _, name := range benchBodies {
+		raw, err := os.ReadFile(filepath.Join("testdata", "bench", name+".json"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(name+"/direct", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				if _, err := parseJSONValue(raw); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/ValueFromReader", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				if _, err := ast.ValueFromReader(bytes.NewReader(raw)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

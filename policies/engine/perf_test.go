@@ -1,0 +1,333 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	authnv1 "k8s.io/api/authentication/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// perfRequests are requests over the built-in policies: the bench-load
+// bodies, the webhook test reviews (denied, warned, mutated, deleted), and
+// pods the mutating policies edit.
+func perfRequests(t *testing.T) map[string]*admissionv1.AdmissionRequest {
+	t.Helper()
+	reqs := map[string]*admissionv1.AdmissionRequest{}
+	for _, name := range benchBodies {
+		reqs[name], _ = benchRequest(t, name)
+	}
+	files, _ := filepath.Glob(filepath.Join("..", "..", "webhooks", "testdata", "*.json"))
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var review admissionv1.AdmissionReview
+		if json.Unmarshal(raw, &review) != nil || review.Request == nil {
+			continue
+		}
+		reqs[filepath.Base(f)] = review.Request
+	}
+	bare := pod(map[string]any{"app.kubernetes.io/name": "web"}, container("app", "registry.example.com/app:1.0", false))
+	reqs["bare pod (mutated)"] = podRequest(t, "default", bare)
+	vault := pod(map[string]any{"app.kubernetes.io/name": "web"}, container("app", "nginx:latest", true))
+	vault["metadata"].(map[string]any)["annotations"] = map[string]any{
+		"vault.hashicorp.com/agent-inject": "true", "vault.hashicorp.com/role": "web",
+		"vault.hashicorp.com/agent-inject-secret-db": "database/creds/web",
+	}
+	reqs["vault pod, privileged, latest"] = podRequest(t, "default", vault)
+	return reqs
+}
+
+// Evaluating the policies of a phase together must decide exactly what
+// evaluating them one by one decides.
+func TestPolicySetMatchesOneByOne(t *testing.T) {
+	together := loadBuiltin(t)
+	oneByOne := loadBuiltin(t)
+	oneByOne.oneByOne = true
+	ctx := context.Background()
+	for name, req := range perfRequests(t) {
+		for _, phase := range []Phase{Validating, Mutating} {
+			if sel := together.selectPolicies(phase, req.Resource.Resource, req.SubResource, Options{}); len(sel) > 1 && together.policySet(ctx, sel) == nil {
+				t.Errorf("%s %s: policies %s not combined", name, phase, setKey(sel))
+			}
+			a, err := New(together, nil).Evaluate(ctx, phase, req, Options{})
+			if err != nil {
+				t.Fatalf("%s %s: %v", name, phase, err)
+			}
+			b, err := New(oneByOne, nil).Evaluate(ctx, phase, req, Options{})
+			if err != nil {
+				t.Fatalf("%s %s: %v", name, phase, err)
+			}
+			if !reflect.DeepEqual(a, b) {
+				t.Errorf("%s %s:\ntogether   %+v\none by one %+v", name, phase, a, b)
+			}
+		}
+	}
+}
+
+// With the policies evaluated together, a runaway policy is still named: the
+// set gets half the time, then each policy is evaluated alone.
+func TestPolicySetTimeoutNamesThePolicy(t *testing.T) {
+	t.Parallel()
+	reg := mustLoad(t, mapFS(map[string]string{
+		"a/a.rego":       validating("a", `deny contains {"msg": "a denies"} if input.request.namespace == "default"`),
+		"loop/loop.rego": validating("loop", loopPolicy),
+		"z/z.rego":       validating("z", `deny contains {"msg": "z denies"} if input.request.namespace == "default"`),
+	}))
+	if reg.policySet(context.Background(), reg.Policies()) == nil {
+		t.Fatal("policies not combined")
+	}
+	obs := &recorder{}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	dec, err := New(reg, obs).Evaluate(ctx, Validating, podRequest(t, "default", pod(nil)), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Violation{
+		{Policy: "a", Enforcement: EnforceDeny, Message: "a denies"},
+		{Policy: "loop", Enforcement: EnforceDeny, Message: "policy timed out; denied by its failure mode (deny)"},
+		{Policy: "z", Enforcement: EnforceDeny, Message: "policy timed out; denied by its failure mode (deny)"},
+	}
+	if !reflect.DeepEqual(dec.Violations, want) {
+		t.Errorf("violations = %+v\nwant %+v", dec.Violations, want)
+	}
+	if len(dec.Errors) != 2 || dec.Errors[0].Policy != "loop" || !dec.Errors[0].TimedOut {
+		t.Errorf("errors = %+v", dec.Errors)
+	}
+	wantSeen := []string{"validating/a/denied", "validating/loop/timeout", "validating/z/timeout"}
+	if !reflect.DeepEqual(obs.seen, wantSeen) {
+		t.Errorf("observed %q, want %q", obs.seen, wantSeen)
+	}
+}
+
+// A policy whose deny is a complete rule (possibly undefined) is evaluated on
+// its own, so it cannot make the set's query undefined for the others.
+func TestPolicySetNeedsMultiValueRules(t *testing.T) {
+	t.Parallel()
+	reg := mustLoad(t, mapFS(map[string]string{
+		"a/a.rego": validating("a", `deny contains {"msg": "a denies"} if true`),
+		"b/b.rego": validating("b", `deny := {{"msg": "b denies"}} if input.request.namespace == "other"`),
+	}))
+	if reg.policySet(context.Background(), reg.Policies()) != nil {
+		t.Fatal("a policy with a single-value deny was combined")
+	}
+	dec := evaluate(t, reg, Validating, podRequest(t, "default", pod(nil)))
+	if want := []Violation{{Policy: "a", Enforcement: EnforceDeny, Message: "a denies"}}; !reflect.DeepEqual(dec.Violations, want) {
+		t.Errorf("violations = %+v", dec.Violations)
+	}
+}
+
+// cacheRecorder counts decision-cache hits and misses.
+type cacheRecorder struct {
+	recorder
+	mu           sync.Mutex
+	hits, misses int
+}
+
+func (c *cacheRecorder) ObserveCache(_ Phase, hit bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if hit {
+		c.hits++
+	} else {
+		c.misses++
+	}
+}
+
+func TestDecisionCache(t *testing.T) {
+	t.Parallel()
+	reg := mustLoad(t, mapFS(map[string]string{
+		"team/team.rego": validating("team", `deny contains {"msg": sprintf("%s/%s by %s needs a team label", [input.request.namespace, input.request.name, input.request.userInfo.username])} if {
+	not input.request.object.metadata.labels.team
+}`),
+	}))
+	obs := &cacheRecorder{}
+	eng := New(reg, obs, WithDecisionCache(16, 0))
+	base := podRequest(t, "default", pod(nil))
+	base.UserInfo = authnv1.UserInfo{Username: "alice"}
+	first, err := eng.Evaluate(context.Background(), Validating, base, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "[team] default/web by alice needs a team label"; first.Message() != want {
+		t.Fatalf("message = %q, want %q", first.Message(), want)
+	}
+	variants := map[string]func(r *admissionv1.AdmissionRequest){
+		"new uid (hit)": func(r *admissionv1.AdmissionRequest) { r.UID = "another-uid" },
+		"user":          func(r *admissionv1.AdmissionRequest) { r.UserInfo.Username = "bob" },
+		"groups":        func(r *admissionv1.AdmissionRequest) { r.UserInfo.Groups = []string{"admins"} },
+		"extra":         func(r *admissionv1.AdmissionRequest) { r.UserInfo.Extra = map[string]authnv1.ExtraValue{"k": {"v"}} },
+		"namespace":     func(r *admissionv1.AdmissionRequest) { r.Namespace = "other" },
+		"operation":     func(r *admissionv1.AdmissionRequest) { r.Operation = admissionv1.Update },
+		"dry run":       func(r *admissionv1.AdmissionRequest) { d := true; r.DryRun = &d },
+		"options": func(r *admissionv1.AdmissionRequest) {
+			r.Options = runtime.RawExtension{Raw: []byte(`{"kind":"CreateOptions"}`)}
+		},
+		"old object": func(r *admissionv1.AdmissionRequest) { r.OldObject = runtime.RawExtension{Raw: []byte(`{}`)} },
+		"object": func(r *admissionv1.AdmissionRequest) {
+			r.Object.Raw = []byte(strings.Replace(string(r.Object.Raw), "web", "api", 1))
+		},
+		"sub-resource":    func(r *admissionv1.AdmissionRequest) { r.SubResource = "status" },
+		"object null/{}":  func(r *admissionv1.AdmissionRequest) { r.Object.Raw = nil },
+		"old object null": func(r *admissionv1.AdmissionRequest) { r.OldObject.Raw = []byte{} },
+	}
+	for name, change := range variants {
+		req := *base
+		change(&req)
+		wantHit := strings.HasSuffix(name, "(hit)")
+		before := obs.hits
+		dec, err := eng.Evaluate(context.Background(), Validating, &req, Options{})
+		if name == "old object null" {
+			continue // an empty raw is a bad request; what matters is no hit on the null one
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if hit := obs.hits > before; hit != wantHit {
+			t.Errorf("%s: hit = %v, want %v", name, hit, wantHit)
+		}
+		if wantHit && dec != first {
+			t.Errorf("%s: a hit returned a different decision", name)
+		}
+	}
+	// A different phase or policy selection is another key.
+	before := obs.hits
+	if _, err := eng.Evaluate(context.Background(), Validating, base, Options{Policies: []string{"team"}}); err != nil {
+		t.Fatal(err)
+	}
+	if obs.hits != before {
+		t.Error("options.Policies shares the key of a full evaluation")
+	}
+	// A reload starts an empty cache.
+	eng.Swap(reg)
+	before = obs.hits
+	if _, err := eng.Evaluate(context.Background(), Validating, base, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if obs.hits != before {
+		t.Error("cache survived a reload")
+	}
+}
+
+// A decision that quotes the request UID is never served to another request.
+func TestDecisionCacheNeverLeaksUID(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		body      string
+		cacheable bool // registry-level: a direct input.request.uid read disables caching
+	}{
+		"direct read": {`deny contains {"msg": sprintf("request %s", [input.request.uid])} if true`, false},
+		"through an alias": {`deny contains {"msg": sprintf("request %s", [r.uid])} if {
+	r := input.request
+}`, true},
+		"in details": {`deny contains {"msg": "no", "ref": object.get(input, ["request", "uid"], "")} if true`, true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			reg := mustLoad(t, mapFS(map[string]string{"u/u.rego": validating("u", tc.body)}))
+			if reg.cacheable != tc.cacheable {
+				t.Errorf("cacheable = %v, want %v", reg.cacheable, tc.cacheable)
+			}
+			eng := New(reg, nil, WithDecisionCache(16, 0))
+			for _, uid := range []string{"uid-one", "uid-two"} {
+				req := podRequest(t, "default", pod(nil))
+				req.UID = types.UID("sensitive-" + uid)
+				dec, err := eng.Evaluate(context.Background(), Validating, req, Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := json.Marshal(dec.Violations)
+				if !strings.Contains(string(b), string(req.UID)) {
+					t.Errorf("%s: decision %s does not name its own UID", uid, b)
+				}
+				if uid == "uid-two" && strings.Contains(string(b), "uid-one") {
+					t.Errorf("decision for uid-two leaks uid-one: %s", b)
+				}
+			}
+		})
+	}
+}
+
+func TestDecisionCacheSkipsNondeterministicAndFailures(t *testing.T) {
+	t.Parallel()
+	reg := mustLoad(t, mapFS(map[string]string{"t/t.rego": validating("t", `deny contains {"msg": "late"} if time.now_ns() < 0`)}))
+	if reg.cacheable {
+		t.Error("a policy calling time.now_ns is cacheable")
+	}
+	loop := mustLoad(t, mapFS(map[string]string{"loop/loop.rego": validating("loop", loopPolicy)}))
+	obs := &cacheRecorder{}
+	eng := New(loop, obs, WithDecisionCache(16, 0))
+	for range 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		dec, err := eng.Evaluate(ctx, Validating, podRequest(t, "default", pod(nil)), Options{})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dec.Errors) != 1 {
+			t.Fatalf("errors = %+v", dec.Errors)
+		}
+	}
+	if obs.hits != 0 || obs.misses != 2 {
+		t.Errorf("hits %d misses %d: a timed-out decision was cached", obs.hits, obs.misses)
+	}
+}
+
+func TestDecisionCacheBounds(t *testing.T) {
+	t.Parallel()
+	c := newDecisionCache(2, 1<<20)
+	k := func(b byte) cacheKey { return cacheKey{b} }
+	d1, d2, d3 := &Decision{}, &Decision{}, &Decision{}
+	c.put(k(1), d1)
+	c.put(k(2), d2)
+	if _, ok := c.get(k(1)); !ok { // 1 is now the most recent
+		t.Fatal("1 missing")
+	}
+	c.put(k(3), d3)
+	if _, ok := c.get(k(2)); ok {
+		t.Error("least recently used entry 2 not evicted")
+	}
+	for _, b := range []byte{1, 3} {
+		if _, ok := c.get(k(b)); !ok {
+			t.Errorf("%d evicted", b)
+		}
+	}
+	// The byte bound evicts too, and one decision over a quarter of it is not kept.
+	small := newDecisionCache(100, 16384)
+	for b := range byte(5) {
+		small.put(k(b), &Decision{Object: make([]byte, 1500)}) // ~3.5 KB each
+	}
+	if small.order.Len() != 4 || small.bytes > 16384 {
+		t.Errorf("entries %d, bytes %d over a 16384-byte bound", small.order.Len(), small.bytes)
+	}
+	if _, ok := small.get(k(0)); ok {
+		t.Error("oldest entry kept over the byte bound")
+	}
+	small.put(k(9), &Decision{Object: make([]byte, 4096)})
+	if _, ok := small.get(k(9)); ok {
+		t.Error("an oversized decision was cached")
+	}
+	if newDecisionCache(0, 0) != nil {
+		t.Error("a zero-entry cache is not disabled")
+	}
+}
+
+// The built-in policies are deterministic, so the server can cache them.
+func TestBuiltinPoliciesCacheable(t *testing.T) {
+	if reg := loadBuiltin(t); !reg.cacheable {
+		t.Error("built-in policy set is not cacheable")
+	}
+}
