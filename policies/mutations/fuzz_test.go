@@ -1,0 +1,118 @@
+package mutations_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/portcullis/portcullis/policies/engine"
+)
+
+// fuzzPod builds a pod from fuzzed fields over a generated base (genPod,
+// seeded by seed: security contexts, Vault annotations and flags): the
+// first container's and a volume's name, the number of extra containers, a
+// Vault secret's name and path, and one arbitrary annotation (the fuzzer
+// finds the vault.hashicorp.com/ keys from the seeds). It returns nil when
+// the fuzzed names collide in the input, which the API would refuse anyway.
+func fuzzPod(seed uint64, podName, containerName, volumeName string, extra uint8, secretName, secretPath, annKey, annValue string) map[string]any {
+	r := rand.New(rand.NewPCG(seed, 7))
+	pod := genPod(r)
+	meta := pod["metadata"].(map[string]any)
+	spec := pod["spec"].(map[string]any)
+	meta["name"] = podName
+	ann, _ := meta["annotations"].(map[string]any)
+	if ann == nil {
+		ann = map[string]any{}
+	}
+	if secretName != "" {
+		ann["vault.hashicorp.com/agent-inject-secret-"+secretName] = secretPath
+	}
+	if annKey != "" {
+		ann[annKey] = annValue
+	}
+	if len(ann) > 0 {
+		meta["annotations"] = ann
+	}
+
+	containers := spec["containers"].([]any)
+	first := containers[0].(map[string]any)
+	for range int(extra % 8) {
+		c := map[string]any{}
+		for k, v := range first {
+			c[k] = v
+		}
+		c["name"] = fmt.Sprintf("x%d", len(containers))
+		containers = append(containers, c)
+	}
+	first["name"] = containerName
+	spec["containers"] = containers
+	if volumeName != "" {
+		spec["volumes"] = []any{map[string]any{"name": volumeName, "emptyDir": map[string]any{}}}
+		first["volumeMounts"] = append(append([]any{}, toSlice(first["volumeMounts"])...),
+			map[string]any{"name": volumeName, "mountPath": "/data"})
+	}
+
+	seen := map[string]bool{}
+	for _, key := range []string{"initContainers", "containers"} {
+		for _, c := range toSlice(spec[key]) {
+			name, _ := c.(map[string]any)["name"].(string)
+			if seen[name] {
+				return nil
+			}
+			seen[name] = true
+		}
+	}
+	return pod
+}
+
+func toSlice(v any) []any { s, _ := v.([]any); return s }
+
+// FuzzMutationIdempotent: whatever the pod, the built-in mutating policies
+// give a pod that mutates again to an empty patch (reinvocation, or a
+// second apply, adds nothing), with no container, volume or mount
+// duplicated and every user security context value kept (checkInvariants).
+func FuzzMutationIdempotent(f *testing.F) {
+	f.Add(uint64(0), "web", "app", "", uint8(0), "", "", "", "", false)
+	f.Add(uint64(1), "web", "app", "data", uint8(2), "db", "kv/data/db", "vault.hashicorp.com/agent-inject", "true", false)
+	f.Add(uint64(2), "", "vault-agent", "vault-secrets", uint8(1), "DB", "kv/data/db", "vault.hashicorp.com/agent-init-first", "true", true)
+	f.Add(uint64(3), "x", "vault-agent-init", "vault-agent-sa-token", uint8(7), "a.b", "", "vault.hashicorp.com/agent-inject-status", "injected", false)
+	f.Add(uint64(4), "web", "app", "vault-tls-secrets", uint8(3), "s", "kv/s", "vault.hashicorp.com/tls-secret", "vault-tls", true)
+	f.Add(uint64(5), "web", "app", "", uint8(0), "../x", "kv/x", "vault.hashicorp.com/agent-inject-file-../x", "../../etc/passwd", false)
+	f.Add(uint64(6), "web", "app", "", uint8(0), "s", "kv/s", "vault.hashicorp.com/agent-inject-containers", "app,nope,,", true)
+	f.Add(uint64(7), "web", "", "", uint8(1), "", "", "container.apparmor.security.beta.kubernetes.io/", "runtime/default", false)
+	f.Add(uint64(8), "web", "app", "", uint8(0), "s", "kv/s", "vault.hashicorp.com/agent-service-account-token-volume-name", "data", true)
+	engines := map[bool]func() []byte{
+		false: nil,
+		true: func() []byte {
+			return []byte("policies: {security_context: {defaults: {read_only_root_filesystem: true}}, vault_agent: {native_sidecar: true}}")
+		},
+	}
+	built := map[bool]*engine.Engine{}
+	for allOn, cfg := range engines {
+		var configs [][]byte
+		if cfg != nil {
+			configs = append(configs, cfg())
+		}
+		built[allOn] = newEngine(f, configs...)
+	}
+	f.Fuzz(func(t *testing.T, seed uint64, podName, containerName, volumeName string, extra uint8,
+		secretName, secretPath, annKey, annValue string, allOn bool) {
+		pod := fuzzPod(seed, podName, containerName, volumeName, extra, secretName, secretPath, annKey, annValue)
+		if pod == nil {
+			return
+		}
+		src, err := json.Marshal(pod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eng := built[allOn]
+		ns := []string{"default", "shop", "kube-public"}[seed%3]
+		_, once := mutate(t, eng, src, ns)
+		dec, _ := mutate(t, eng, once, ns)
+		if len(dec.Patch) != 0 {
+			t.Fatalf("second pass changed the pod: %+v\ninput: %s\nafter one pass: %s", dec.Patch, src, once)
+		}
+		checkInvariants(t, seed, src, once)
+	})
+}
