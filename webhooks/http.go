@@ -41,6 +41,9 @@ type Webhook struct {
 	Metrics *Metrics
 	// Phase labels metrics.
 	Phase string
+	// Limiter, if set, caps concurrent evaluations (shared by all paths);
+	// a request that gets no slot in time is answered 429.
+	Limiter *Limiter
 }
 
 // ServeHTTP implements http.Handler.
@@ -77,6 +80,17 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := admission.Request{AdmissionRequest: *review.Request}
+	if wh.Limiter != nil {
+		// Wait for a slot at most a quarter of the apiserver's own timeout.
+		budget, _ := time.ParseDuration(r.URL.Query().Get("timeout"))
+		release, err := wh.Limiter.Acquire(r.Context(), budget/4)
+		if err != nil {
+			w.Header().Set("Retry-After", "1")
+			wh.fail(w, req.UID, http.StatusTooManyRequests, err)
+			return
+		}
+		defer release()
+	}
 	resp, panicked := wh.handle(r, req)
 	if panicked {
 		wh.fail(w, req.UID, http.StatusInternalServerError, errors.New("internal error"))

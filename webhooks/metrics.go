@@ -29,6 +29,8 @@ type Metrics struct {
 	Reloads *prometheus.CounterVec
 	// PoliciesLoaded is the number of policies in the serving registry.
 	PoliciesLoaded prometheus.Gauge
+	// DecisionCache counts decision-cache lookups by phase and result (hit, miss).
+	DecisionCache *prometheus.CounterVec
 }
 
 // latencyBuckets span 50 µs to ~1.6 s: admission budgets are milliseconds.
@@ -43,7 +45,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"policy", "phase", "outcome"}),
 		PolicyDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "portcullis_policy_evaluation_duration_seconds",
-			Help:    "Time to evaluate one policy for one request.",
+			Help:    "Time to evaluate one policy for one request (policies evaluated together in one query share its time equally).",
 			Buckets: latencyBuckets,
 		}, []string{"policy", "phase"}),
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -71,8 +73,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "portcullis_policies_loaded",
 			Help: "Policies in the serving policy set.",
 		}),
+		DecisionCache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_decision_cache_requests_total",
+			Help: "Decision-cache lookups by phase and result (hit, miss). A hit skips policy evaluation: per-policy metrics count only evaluations.",
+		}, []string{"phase", "result"}),
 	}
-	for _, c := range []prometheus.Collector{m.PolicyEvaluations, m.PolicyDuration, m.Requests, m.RequestDuration, m.BadRequests, m.Panics, m.Reloads, m.PoliciesLoaded} {
+	for _, c := range []prometheus.Collector{m.PolicyEvaluations, m.PolicyDuration, m.Requests, m.RequestDuration, m.BadRequests, m.Panics, m.Reloads, m.PoliciesLoaded, m.DecisionCache} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
@@ -84,6 +90,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 func (m *Metrics) ObservePolicy(policy string, phase engine.Phase, outcome string, took time.Duration) {
 	m.PolicyEvaluations.WithLabelValues(policy, string(phase), outcome).Inc()
 	m.PolicyDuration.WithLabelValues(policy, string(phase)).Observe(took.Seconds())
+}
+
+// ObserveCache implements engine.CacheObserver.
+func (m *Metrics) ObserveCache(phase engine.Phase, hit bool) {
+	result := "miss"
+	if hit {
+		result = "hit"
+	}
+	m.DecisionCache.WithLabelValues(string(phase), result).Inc()
 }
 
 func (m *Metrics) observeRequest(phase engine.Phase, resp admission.Response, took time.Duration) {

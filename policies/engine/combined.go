@@ -3,11 +3,14 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/types"
 )
 
 // maxPolicySets bounds the prepared multi-policy queries a registry keeps
@@ -17,12 +20,41 @@ const maxPolicySets = 256
 // policySet is one prepared query evaluating several policies at once. It is
 // cheaper than one query per policy: one evaluation context, and the library
 // rules the policies share (the pod spec, the container list, the policy's
-// config) are computed once per request instead of once per policy. It is an
-// optimisation only: when it fails or times out, the engine evaluates the
-// policies one by one, which says which policy failed or timed out.
+// config) are computed once per request instead of once per policy.
+//
+// The query evaluates the policies in order and, after each one, hands its
+// result to a built-in scoped to this query (progressBuiltin), which records
+// it with the time. So when the query fails or is cancelled, the results of
+// the policies before the failure are kept, the policy that failed or timed
+// out is known, and the attribution is the same as evaluating them one by one.
 type policySet struct {
 	policies []*Policy
 	query    rego.PreparedEvalQuery
+}
+
+// progressBuiltin receives (index, [results of the policy's entry rules]).
+const progressBuiltin = "portcullis.internal.done"
+
+var progressDecl = &rego.Function{
+	Name: progressBuiltin,
+	Decl: types.NewFunction(types.Args(types.N, types.NewArray(nil, types.A)), types.B),
+}
+
+// progress is one evaluation's record of the policies done, in order.
+type progress struct {
+	values []*ast.Array
+	at     []time.Time
+}
+
+type progressKey struct{}
+
+func recordProgress(bctx rego.BuiltinContext, _, values *ast.Term) (*ast.Term, error) {
+	if p, ok := bctx.Context.Value(progressKey{}).(*progress); ok {
+		arr, _ := values.Value.(*ast.Array)
+		p.values = append(p.values, arr)
+		p.at = append(p.at, time.Now())
+	}
+	return ast.InternedTerm(true), nil
 }
 
 // policySets caches the prepared sets of a registry by their policy IDs.
@@ -72,15 +104,20 @@ func (r *Registry) prepareSet(ctx context.Context, policies []*Policy) (*policyS
 		if !p.combinable {
 			return nil, fmt.Errorf("policy %q cannot be combined", p.ID)
 		}
+		var names []string
 		for _, rule := range p.rules() {
-			parts = append(parts, fmt.Sprintf("%s := %s%s.%s", bindingName(i, rule), packagePrefix, p.ID, rule))
+			name := bindingName(i, rule)
+			parts = append(parts, fmt.Sprintf("%s := %s%s.%s", name, packagePrefix, p.ID, rule))
+			names = append(names, name)
 		}
+		parts = append(parts, fmt.Sprintf("%s(%d, [%s])", progressBuiltin, i, strings.Join(names, ", ")))
 	}
 	pq, err := rego.New(
 		rego.Query(strings.Join(parts, "; ")),
 		rego.Compiler(r.compiler),
 		rego.Store(r.store),
 		rego.StoreReadAST(true),
+		rego.Function2(progressDecl, recordProgress),
 	).PrepareForEval(ctx)
 	if err != nil {
 		return nil, err
@@ -88,7 +125,7 @@ func (r *Registry) prepareSet(ctx context.Context, policies []*Policy) (*policyS
 	return &policySet{policies: policies, query: pq}, nil
 }
 
-func bindingName(i int, rule string) string { return fmt.Sprintf("p%d_%s", i, rule) }
+func bindingName(i int, rule string) string { return fmt.Sprintf("__p%d_%s", i, rule) }
 
 // rules lists the entry rules the policy's query binds.
 func (p *Policy) rules() []string {
@@ -105,31 +142,52 @@ func (p *Policy) rules() []string {
 	return out
 }
 
-// eval evaluates every policy of the set on input and decodes each one's
-// result, in the set's order.
-func (s *policySet) eval(ctx context.Context, input ast.Value) ([]*policyResult, error) {
-	rs, err := s.query.Eval(ctx, rego.EvalParsedInput(input))
-	if err != nil {
-		return nil, err
+// setResult is the outcome of a policy set's evaluation: the results and
+// durations of the policies that finished, in order, and, when the
+// evaluation stopped early, the error of the policy after them.
+type setResult struct {
+	results []*policyResult
+	took    []time.Duration
+	err     error
+}
+
+// eval evaluates the policies of the set on input, in order.
+func (s *policySet) eval(ctx context.Context, input ast.Value) setResult {
+	prog := &progress{values: make([]*ast.Array, 0, len(s.policies)), at: make([]time.Time, 0, len(s.policies))}
+	start := time.Now()
+	_, err := s.query.Eval(context.WithValue(ctx, progressKey{}, prog), rego.EvalParsedInput(input))
+	if err == nil {
+		err = ctx.Err()
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if len(rs) != 1 {
-		return nil, fmt.Errorf("policy set: %d results", len(rs))
-	}
-	out := make([]*policyResult, len(s.policies))
-	for i, p := range s.policies {
-		res, err := p.decode(func(rule string) (any, bool) {
-			v, ok := rs[0].Bindings[bindingName(i, rule)]
-			return v, ok
+	var out setResult
+	for i, arr := range prog.values {
+		p := s.policies[i]
+		rules := p.rules()
+		res, derr := p.decode(func(rule string) (any, bool) {
+			j := slices.Index(rules, rule)
+			if j < 0 || arr == nil || j >= arr.Len() {
+				return nil, false
+			}
+			v, jerr := ast.JSON(arr.Elem(j).Value)
+			if jerr != nil {
+				return nil, false
+			}
+			return v, true
 		})
-		if err != nil {
-			return nil, err
+		if derr != nil {
+			out.err = derr
+			return out
 		}
-		out[i] = res
+		out.results = append(out.results, res)
+		out.took = append(out.took, prog.at[i].Sub(start))
+		start = prog.at[i]
 	}
-	return out, nil
+	if err != nil {
+		out.err = fmt.Errorf("evaluate policy %q: %w", s.policies[len(out.results)].ID, err)
+	} else if len(out.results) != len(s.policies) {
+		out.err = fmt.Errorf("policy set stopped after %d of %d policies", len(out.results), len(s.policies))
+	}
+	return out
 }
 
 // combinable reports whether every entry rule of the policy is a multi-value

@@ -223,27 +223,17 @@ func (e *Engine) Evaluate(ctx context.Context, phase Phase, req *admissionv1.Adm
 	return dec, nil
 }
 
-// evaluate runs the selected policies on input into dec. The policies are
-// evaluated together in one query when they can be (see policySet); when that
-// fails or a mutating policy changed the object, they are evaluated one by one,
-// in ID order, each mutating policy seeing the object as the previous left it.
+// evaluate runs the selected policies on input into dec, in ID order. They
+// are evaluated together in one query when they can be (see policySet);
+// after the policy where that query stopped (failed or timed out), or after
+// a mutating policy changed the object, the rest are evaluated one by one,
+// each mutating policy seeing the object as the previous one left it.
 func (e *Engine) evaluate(ctx context.Context, reg *Registry, phase Phase, req *admissionv1.AdmissionRequest, selected []*Policy, input ast.Value, dec *Decision) error {
-	var together []*policyResult
-	var share time.Duration // each policy's share of the set's evaluation time
-	if set := reg.policySet(ctx, selected); set != nil {
-		// Leave half of the time to the one-by-one evaluation that says
-		// which policy failed or timed out.
-		sctx := ctx
-		if deadline, ok := ctx.Deadline(); ok {
-			var cancel context.CancelFunc
-			sctx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(deadline)/2))
-			defer cancel()
-		}
-		start := time.Now()
-		if res, err := set.eval(sctx, input); err == nil {
-			together = res
-			share = time.Since(start) / time.Duration(len(selected))
-		}
+	// The results of the policies evaluated together, in order; when the
+	// set stopped early, set.err is the error of the policy after them.
+	var set setResult
+	if ps := reg.policySet(ctx, selected); ps != nil {
+		set = ps.eval(ctx, input)
 	}
 	var obj map[string]any // the working copy mutating policies edit
 	changed := false
@@ -252,12 +242,16 @@ func (e *Engine) evaluate(ctx context.Context, reg *Registry, phase Phase, req *
 		start := time.Now()
 		var res *policyResult
 		var err error
-		if together != nil && !changed {
-			res = together[i]
-		} else {
+		var took time.Duration
+		switch {
+		case !changed && i < len(set.results):
+			res, took = set.results[i], set.took[i]
+		case !changed && i == len(set.results) && set.err != nil:
+			err = set.err
+		default:
 			res, err = p.eval(ctx, input)
 		}
-		took := time.Since(start) + share
+		took += time.Since(start)
 		outcome := OutcomeAllowed
 		if err == nil && p.Kind == Mutating && len(res.edits) > 0 && req.Object.Raw != nil {
 			if obj == nil {

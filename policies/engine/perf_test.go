@@ -76,8 +76,9 @@ func TestPolicySetMatchesOneByOne(t *testing.T) {
 	}
 }
 
-// With the policies evaluated together, a runaway policy is still named: the
-// set gets half the time, then each policy is evaluated alone.
+// With the policies evaluated together, a runaway policy is still named, the
+// results of the policies before it are kept, and the ones after it are
+// handled as when evaluating one by one (no time left: timed out).
 func TestPolicySetTimeoutNamesThePolicy(t *testing.T) {
 	t.Parallel()
 	reg := mustLoad(t, mapFS(map[string]string{
@@ -89,7 +90,7 @@ func TestPolicySetTimeoutNamesThePolicy(t *testing.T) {
 		t.Fatal("policies not combined")
 	}
 	obs := &recorder{}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	dec, err := New(reg, obs).Evaluate(ctx, Validating, podRequest(t, "default", pod(nil)), Options{})
 	if err != nil {
@@ -329,5 +330,16 @@ func TestDecisionCacheBounds(t *testing.T) {
 func TestBuiltinPoliciesCacheable(t *testing.T) {
 	if reg := loadBuiltin(t); !reg.cacheable {
 		t.Error("built-in policy set is not cacheable")
+	}
+}
+
+// The engine's progress built-in is not for policies.
+func TestReservedBuiltin(t *testing.T) {
+	t.Parallel()
+	_, err := Load(context.Background(), Source{Policies: mapFS(map[string]string{
+		"x/x.rego": validating("x", `deny contains {"msg": "x"} if portcullis.internal.done(0, [])`),
+	})})
+	if want := "load policies: x/x.rego:7: portcullis.internal.done is reserved for the engine"; err == nil || err.Error() != want {
+		t.Errorf("err = %v, want %q", err, want)
 	}
 }

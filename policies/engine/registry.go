@@ -138,10 +138,14 @@ func Load(ctx context.Context, src Source) (*Registry, error) {
 	if err := duplicatePolicies(modules); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrLoad, err)
 	}
-	compiler := ast.NewCompiler().WithEnablePrintStatements(false)
+	compiler := ast.NewCompiler().WithEnablePrintStatements(false).
+		WithBuiltins(map[string]*ast.Builtin{progressBuiltin: {Name: progressBuiltin, Decl: progressDecl.Decl}})
 	compiler.Compile(modules)
 	if compiler.Failed() {
 		return nil, fmt.Errorf("%w: compile: %w", ErrLoad, compiler.Errors)
+	}
+	if err := reservedCalls(compiler); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrLoad, err)
 	}
 	policies, err := discover(modules, compiler, st)
 	if err != nil {
@@ -200,6 +204,21 @@ func (r *Registry) prepareSets(ctx context.Context) {
 			r.policySet(ctx, r.selectPolicies(phase, resource, sub, Options{}))
 		}
 	}
+}
+
+// reservedCalls refuses modules calling the engine's internal built-in,
+// which only the engine's own queries may call.
+func reservedCalls(compiler *ast.Compiler) error {
+	var errs []error
+	for _, m := range compiler.Modules {
+		ast.WalkExprs(m, func(e *ast.Expr) bool {
+			if e.IsCall() && e.Operator().String() == progressBuiltin {
+				errs = append(errs, fmt.Errorf("%s:%d: %s is reserved for the engine", e.Location.File, e.Location.Row, progressBuiltin))
+			}
+			return false
+		})
+	}
+	return errors.Join(errs...)
 }
 
 // uidRef is input.request.uid: a policy reading it answers differently for

@@ -68,6 +68,7 @@ type ServeOptions struct {
 	ReadHeaderTimeout  time.Duration
 	ReadTimeout        time.Duration
 	EnableHTTP2        bool
+	Perf               PerformanceOptions
 	LogLevel           string
 	LogFormat          string
 
@@ -95,6 +96,7 @@ func NewServeOptions() *ServeOptions {
 		MetricsBindAddress: "127.0.0.1:8080",
 		EvalTimeout:        time.Second,
 		MaxBodyBytes:       webhooks.DefaultMaxBodyBytes,
+		Perf:               NewPerformanceOptions(),
 		ShutdownDelay:      5 * time.Second,
 		ReadHeaderTimeout:  5 * time.Second,
 		ReadTimeout:        10 * time.Second,
@@ -123,6 +125,7 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ClientCN, "client-cn", o.ClientCN, "with --client-ca: require this client certificate common name")
 	fs.DurationVar(&o.EvalTimeout, "eval-timeout", o.EvalTimeout, "server-side deadline for evaluating one request; keep it below the webhooks' timeoutSeconds")
 	fs.Int64Var(&o.MaxBodyBytes, "max-body-bytes", o.MaxBodyBytes, "largest AdmissionReview accepted (413 beyond)")
+	o.Perf.AddFlags(fs)
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", o.ShutdownDelay, "on SIGTERM, keep serving this long after readiness turns false")
 	fs.DurationVar(&o.ReadHeaderTimeout, "read-header-timeout", o.ReadHeaderTimeout, "bound on reading request headers")
 	fs.DurationVar(&o.ReadTimeout, "read-timeout", o.ReadTimeout, "bound on reading a whole request")
@@ -141,6 +144,9 @@ func (o *ServeOptions) Validate() error {
 	}
 	if o.EvalTimeout <= 0 {
 		return errors.New("--eval-timeout must be positive")
+	}
+	if err := o.Perf.Validate(); err != nil {
+		return err
 	}
 	if o.MaxBodyBytes <= 0 {
 		return errors.New("--max-body-bytes must be positive")
@@ -283,7 +289,8 @@ func (o *ServeOptions) Run(ctx context.Context, streams IO) error {
 		log.Warn("policy configuration", zap.String("warning", w))
 	}
 	metrics.PoliciesLoaded.Set(float64(len(reg.Policies())))
-	eng := engine.New(reg, metrics)
+	o.Perf.applyGC(log)
+	eng := engine.New(reg, metrics, o.Perf.engineOptions()...)
 	log.Info("policies loaded", zap.Int("count", len(reg.Policies())), zap.Strings("ids", policyIDs(reg)))
 
 	certDir, err := o.certificates(ctx, streams, log)
@@ -305,8 +312,10 @@ func (o *ServeOptions) Run(ctx context.Context, streams IO) error {
 		ReadTimeout:       o.ReadTimeout,
 		EnableHTTP2:       o.EnableHTTP2,
 	}, log, promReg, nil)
+	limiter := o.Perf.limiter() // one cap across both paths
 	for path, phase := range map[string]engine.Phase{webhooks.PathValidate: engine.Validating, webhooks.PathMutate: engine.Mutating} {
 		srv.Handle(path, &webhooks.Webhook{
+			Limiter:      limiter,
 			Handler:      &webhooks.Handler{Engine: eng, Phase: phase, Timeout: o.EvalTimeout, Log: log.Named("decision"), Metrics: metrics},
 			MaxBodyBytes: o.MaxBodyBytes,
 			Log:          log.Named("webhook"),
