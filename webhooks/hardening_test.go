@@ -158,7 +158,7 @@ func TestRunawayPolicy(t *testing.T) {
 type slowConn struct {
 	kind   string
 	sent   int
-	closed time.Duration // since the TCP connection was made
+	closed time.Duration // since the client started dialing
 	reply  string        // first line the server answered, if any
 	err    error
 }
@@ -183,12 +183,14 @@ func TestServerSlowloris(t *testing.T) {
 	// padding), until the server closes the connection.
 	dripping := func(kind string, prefix, rest []byte) slowConn {
 		sc := slowConn{kind: kind}
+		// Before dialing: the server's timers start once the connection is
+		// up, which may be well before this goroutine runs again.
+		start := time.Now()
 		raw, err := net.Dial("tcp", addr)
 		if err != nil {
 			sc.err = err
 			return sc
 		}
-		start := time.Now()
 		conn := tls.Client(raw, &tls.Config{RootCAs: ts.roots, ServerName: "127.0.0.1"})
 		defer conn.Close()
 		if err := conn.Handshake(); err != nil {
@@ -227,13 +229,13 @@ func TestServerSlowloris(t *testing.T) {
 	}
 	silentConn := func() slowConn {
 		sc := slowConn{kind: "no handshake"}
+		start := time.Now()
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
 			sc.err = err
 			return sc
 		}
 		defer conn.Close()
-		start := time.Now()
 		_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
 		_, _ = io.ReadAll(conn)
 		sc.closed = time.Since(start)
