@@ -20,7 +20,7 @@ import (
 // pinning memory.
 const (
 	DefaultCacheEntries = 4096
-	DefaultCacheBytes   = 32 << 20
+	DefaultCacheBytes   = 16 << 20
 )
 
 // cacheKey identifies everything the policies can read: the request except
@@ -105,7 +105,14 @@ func (c *decisionCache) get(k cacheKey) (*Decision, bool) {
 	return el.Value.(*cacheEntry).dec, true
 }
 
+// put stores dec without its Object: the server answers with the patch, and
+// the mutated object is most of a mutating decision's memory.
 func (c *decisionCache) put(k cacheKey, dec *Decision) {
+	if dec.Object != nil {
+		trimmed := *dec
+		trimmed.Object = nil
+		dec = &trimmed
+	}
 	size := decisionSize(dec)
 	if size > c.maxBytes/4 {
 		return // one huge decision would flush everything else
@@ -127,9 +134,10 @@ func (c *decisionCache) put(k cacheKey, dec *Decision) {
 	}
 }
 
-// decisionSize estimates the memory a cached decision holds.
+// decisionSize estimates the memory a cached decision holds: its strings,
+// and its patch values (decoded JSON trees, several times their JSON size).
 func decisionSize(d *Decision) int64 {
-	n := 512 + 2*len(d.Object)
+	n := 512 + len(d.Object)
 	for _, v := range d.Violations {
 		n += 64 + len(v.Policy) + len(v.Message) + 128*len(v.Details)
 	}
@@ -139,7 +147,10 @@ func decisionSize(d *Decision) int64 {
 	for _, id := range d.Evaluated {
 		n += 16 + len(id)
 	}
-	n += 128 * len(d.Patch)
+	if len(d.Patch) > 0 {
+		b, _ := json.Marshal(d.Patch)
+		n += 64*len(d.Patch) + 4*len(b)
+	}
 	return int64(n)
 }
 

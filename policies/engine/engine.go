@@ -76,7 +76,8 @@ type Decision struct {
 	Evaluated []string
 	// Patch is the JSON patch from the request's object to Object (mutating phase).
 	Patch []jsonpatch.Operation
-	// Object is the mutated object, or nil when nothing changed.
+	// Object is the mutated object, or nil when nothing changed. Decisions
+	// served from a decision cache do not keep it (the server uses Patch).
 	Object []byte
 }
 

@@ -309,7 +309,7 @@ func TestDecisionCacheBounds(t *testing.T) {
 	// The byte bound evicts too, and one decision over a quarter of it is not kept.
 	small := newDecisionCache(100, 16384)
 	for b := range byte(5) {
-		small.put(k(b), &Decision{Object: make([]byte, 1500)}) // ~3.5 KB each
+		small.put(k(b), &Decision{Warnings: []string{strings.Repeat("w", 3000)}}) // ~3.5 KB each
 	}
 	if small.order.Len() != 4 || small.bytes > 16384 {
 		t.Errorf("entries %d, bytes %d over a 16384-byte bound", small.order.Len(), small.bytes)
@@ -317,7 +317,7 @@ func TestDecisionCacheBounds(t *testing.T) {
 	if _, ok := small.get(k(0)); ok {
 		t.Error("oldest entry kept over the byte bound")
 	}
-	small.put(k(9), &Decision{Object: make([]byte, 4096)})
+	small.put(k(9), &Decision{Warnings: []string{strings.Repeat("w", 4096)}})
 	if _, ok := small.get(k(9)); ok {
 		t.Error("an oversized decision was cached")
 	}
@@ -341,5 +341,32 @@ func TestReservedBuiltin(t *testing.T) {
 	})})
 	if want := "load policies: x/x.rego:7: portcullis.internal.done is reserved for the engine"; err == nil || err.Error() != want {
 		t.Errorf("err = %v, want %q", err, want)
+	}
+}
+
+// A mutating decision served from the cache has the same patch; it does not
+// keep the mutated object.
+func TestDecisionCacheMutating(t *testing.T) {
+	obs := &cacheRecorder{}
+	eng := New(loadBuiltin(t), obs, WithDecisionCache(16, 0))
+	req := podRequest(t, "default", pod(map[string]any{"app.kubernetes.io/name": "web"}, container("app", "registry.example.com/app:1.0", false)))
+	first, err := eng.Evaluate(context.Background(), Mutating, req, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Patch) == 0 || first.Object == nil {
+		t.Fatalf("no mutation to cache: %+v", first)
+	}
+	again := *req
+	again.UID = "second"
+	second, err := eng.Evaluate(context.Background(), Mutating, &again, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if obs.hits != 1 {
+		t.Fatalf("hits = %d", obs.hits)
+	}
+	if !reflect.DeepEqual(second.Patch, first.Patch) || second.Object != nil || second.Allowed != first.Allowed {
+		t.Errorf("cached decision %+v\nfirst %+v", second, first)
 	}
 }
