@@ -53,8 +53,8 @@ func main() {
 	var c config
 	flag.StringVar(&c.portcullis, "portcullis", "bin/portcullis", "portcullis binary")
 	flag.StringVar(&c.opa, "opa", "bin/opa", "stock opa binary (go build -o bin/opa github.com/open-policy-agent/opa)")
-	flag.DurationVar(&c.duration, "duration", 8*time.Second, "length of each saturation point")
-	flag.DurationVar(&c.rateDur, "rate-duration", 8*time.Second, "length of each fixed-rate point")
+	flag.DurationVar(&c.duration, "duration", 7*time.Second, "length of each saturation point")
+	flag.DurationVar(&c.rateDur, "rate-duration", 7*time.Second, "length of each fixed-rate point")
 	flag.DurationVar(&c.warmup, "warmup", time.Second, "unmeasured warm-up before each saturation point")
 	flag.IntVar(&c.rate, "rate", 500, "requests/s of the fixed-rate points")
 	flag.IntVar(&c.conns, "conns", 16, "keep-alive connections per server")
@@ -89,10 +89,10 @@ func main() {
 
 // point is one row of the table.
 type point struct {
-	body, server  string
-	sat, satCache *result
-	fixed         *result
-	rss, hwm      float64
+	body, server      string
+	sat, satCache     *result
+	fixed, fixedCache *result
+	rss, hwm          float64
 }
 
 func run(ctx context.Context, c config, stdout io.Writer) error {
@@ -195,10 +195,11 @@ func run(ctx context.Context, c config, stdout io.Writer) error {
 		path  string
 		cache bool
 	}
+	// Portcullis paths carry the apiserver's ?timeout= (10 s, its default).
 	plans := []plan{
-		{"floor (no policies) /validate", floor, "/validate", false},
-		{"portcullis /validate", full, "/validate", c.cached},
-		{"portcullis /mutate", full, "/mutate", c.cached},
+		{"floor (no policies) /validate", floor, "/validate?timeout=10s", false},
+		{"portcullis /validate", full, "/validate?timeout=10s", c.cached},
+		{"portcullis /mutate", full, "/mutate?timeout=10s", c.cached},
 		{"stock OPA POST /", opa, "/", false},
 	}
 	keys := []string{"floor", "validate", "mutate", "opa"}
@@ -219,6 +220,9 @@ func run(ctx context.Context, c config, stdout io.Writer) error {
 				p.satCache = saturate(ctx, client, url, b, false, c.conns, c.warmup, c.duration, c.max)
 			}
 			p.fixed = fixedRate(ctx, client, url, b, true, c.conns, c.rate, c.rateDur)
+			if pl.cache {
+				p.fixedCache = fixedRate(ctx, client, url, b, false, c.conns, c.rate, c.rateDur)
+			}
 			if rss, _ := pl.s.memory(); rss > p.rss {
 				p.rss = rss
 			}
@@ -244,7 +248,11 @@ func (p *point) summary() string {
 	if p.satCache != nil {
 		s += fmt.Sprintf("  cached %7.0f/s", p.satCache.rps())
 	}
-	s += fmt.Sprintf("  @rate p50 %s p99 %s  RSS %.0f MB (HWM %.0f)", ms(p.fixed.quantile(0.5)), ms(p.fixed.quantile(0.99)), p.rss, p.hwm)
+	s += fmt.Sprintf("  @rate p50 %s p99 %s", ms(p.fixed.quantile(0.5)), ms(p.fixed.quantile(0.99)))
+	if p.fixedCache != nil {
+		s += fmt.Sprintf(" (cached p50 %s p99 %s)", ms(p.fixedCache.quantile(0.5)), ms(p.fixedCache.quantile(0.99)))
+	}
+	s += fmt.Sprintf("  RSS %.0f MB (HWM %.0f)", p.rss, p.hwm)
 	if n := p.sat.errorCount() + p.fixed.errorCount(); n > 0 {
 		first := p.sat.firstError
 		if first == "" {
@@ -270,9 +278,11 @@ func report(c config, bs []*body, points []*point) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Each server pinned to one core (GOMAXPROCS=1), load from the other core; HTTPS keep-alive HTTP/1.1, %d connections. "+
 		"Saturation: closed loop, %s per point, unique objects (no two requests alike; \"cached\": identical objects but for the UID). "+
-		"Latency: open loop at %d requests/s for %s, measured from when each request was due. RSS: VmRSS after the point (VmHWM for the whole run in brackets).\n\n",
-		c.conns, c.duration, c.rate, c.rateDur)
-	b.WriteString("| body | server | saturation req/s | cached req/s | p50 @" + fmt.Sprint(c.rate) + "/s | p99 @" + fmt.Sprint(c.rate) + "/s | RSS MB |\n|---|---|---:|---:|---:|---:|---:|\n")
+		"Latency: open loop at %d requests/s for %s, measured from when each request was due. RSS: VmRSS after the point (VmHWM for the whole run in brackets). "+
+		"Portcullis runs with its defaults (decision log on, extra flags: %q); stock OPA with its defaults but no per-request access log lines (--log-level-request debug), which favours OPA.\n\n",
+		c.conns, c.duration, c.rate, c.rateDur, c.portcullisFlags)
+	r := fmt.Sprint(c.rate)
+	b.WriteString("| body | server | saturation req/s | cached req/s | p50 @" + r + "/s | p99 @" + r + "/s | cached p50 / p99 @" + r + "/s | RSS MB |\n|---|---|---:|---:|---:|---:|---:|---:|\n")
 	byKey := map[string]*point{}
 	for _, p := range points {
 		byKey[p.body+"|"+p.server] = p
@@ -280,15 +290,16 @@ func report(c config, bs []*body, points []*point) string {
 		if p.satCache != nil {
 			cached = fmt.Sprintf("%.0f", p.satCache.rps())
 		}
-		p99 := ms(p.fixed.quantile(0.99))
-		if got := p.fixed.rps(); got < 0.95*float64(c.rate) || p.fixed.dropped > 0 {
-			p99 += fmt.Sprintf(" (overloaded: %.0f/s served)", float64(len(p.fixed.latencies))/p.fixed.elapsed.Seconds())
+		p99 := ms(p.fixed.quantile(0.99)) + overloaded(c, p.fixed)
+		cachedLat := "—"
+		if p.fixedCache != nil {
+			cachedLat = ms(p.fixedCache.quantile(0.5)) + " / " + ms(p.fixedCache.quantile(0.99)) + overloaded(c, p.fixedCache)
 		}
 		errs := ""
 		if n := p.sat.errorCount() + p.fixed.errorCount(); n > 0 {
 			errs = fmt.Sprintf(" (%d errors)", n)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.0f%s | %s | %s | %s | %.0f (%.0f) |\n", p.body, p.server, p.sat.rps(), errs, cached, ms(p.fixed.quantile(0.5)), p99, p.rss, p.hwm)
+		fmt.Fprintf(&b, "| %s | %s | %.0f%s | %s | %s | %s | %s | %.0f (%.0f) |\n", p.body, p.server, p.sat.rps(), errs, cached, ms(p.fixed.quantile(0.5)), p99, cachedLat, p.rss, p.hwm)
 	}
 	b.WriteString("\nRatios (saturation throughput, same run):\n\n| body | /validate ÷ OPA | /validate cached ÷ OPA | /mutate ÷ OPA | /validate ÷ floor | /mutate ÷ floor |\n|---|---:|---:|---:|---:|---:|\n")
 	ratio := func(a, b *result) string {
@@ -334,4 +345,12 @@ func dump(dir string) error {
 		}
 	}
 	return nil
+}
+
+// overloaded flags a fixed-rate point the server could not keep up with.
+func overloaded(c config, r *result) string {
+	if r.rps() < 0.95*float64(c.rate) || r.dropped > 0 {
+		return fmt.Sprintf(" (overloaded: %.0f/s served)", float64(len(r.latencies))/r.elapsed.Seconds())
+	}
+	return ""
 }
