@@ -75,6 +75,26 @@ func BenchmarkEvaluate(b *testing.B) {
 				})
 			}
 		}
+		b.Run(name+"/validating-cache-hit", func(b *testing.B) {
+			b.ReportAllocs()
+			cached := New(reg, nil, WithDecisionCache(DefaultCacheEntries, DefaultCacheBytes))
+			for b.Loop() {
+				if _, err := cached.Evaluate(ctx, Validating, req, Options{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/validating-one-by-one", func(b *testing.B) {
+			b.ReportAllocs()
+			one := loadBuiltin(b)
+			one.oneByOne = true
+			eng := New(one, nil)
+			for b.Loop() {
+				if _, err := eng.Evaluate(ctx, Validating, req, Options{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 		b.Run(name+"/input", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

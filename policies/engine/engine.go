@@ -236,7 +236,7 @@ func (e *Engine) evaluate(ctx context.Context, reg *Registry, phase Phase, req *
 	if ps := reg.policySet(ctx, selected); ps != nil {
 		set = ps.eval(ctx, input)
 	}
-	var obj map[string]any // the working copy mutating policies edit
+	var obj, original map[string]any // the working copy mutating policies edit; the object as received
 	changed := false
 	for i, p := range selected {
 		dec.Evaluated = append(dec.Evaluated, p.ID)
@@ -259,6 +259,7 @@ func (e *Engine) evaluate(ctx context.Context, reg *Registry, phase Phase, req *
 				if obj, err = decodeObject(req.Object.Raw); err != nil {
 					return err
 				}
+				original = obj // edits go to copies: this one stays as received
 			}
 			// Edit a copy so a policy whose edits fail leaves no half-applied change.
 			work := deepCopy(obj).(map[string]any)
@@ -269,11 +270,13 @@ func (e *Engine) evaluate(ctx context.Context, reg *Registry, phase Phase, req *
 				changed = true
 				outcome = OutcomeMutated
 				// Later policies see the object as this one left it.
-				v, verr := ast.InterfaceToValue(obj)
-				if verr != nil {
-					return fmt.Errorf("convert mutated object: %w", verr)
+				if i < len(selected)-1 {
+					v, verr := ast.InterfaceToValue(obj)
+					if verr != nil {
+						return fmt.Errorf("convert mutated object: %w", verr)
+					}
+					input = withObject(input, v)
 				}
-				input = withObject(input, v)
 			}
 		}
 		if err != nil {
@@ -296,10 +299,6 @@ func (e *Engine) evaluate(ctx context.Context, reg *Registry, phase Phase, req *
 		mutated, err := json.Marshal(obj)
 		if err != nil {
 			return fmt.Errorf("encode mutated object: %w", err)
-		}
-		original, err := decodeObject(req.Object.Raw)
-		if err != nil {
-			return err
 		}
 		if dec.Patch, err = diffPatch(req.Object.Raw, mutated, original); err != nil {
 			return err
