@@ -45,7 +45,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"policy", "phase", "outcome"}),
 		PolicyDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "portcullis_policy_evaluation_duration_seconds",
-			Help:    "Time to evaluate one policy for one request (policies evaluated together in one query share its time equally).",
+			Help:    "Time to evaluate one policy for one request (also when the policies of a request are evaluated together in one query).",
 			Buckets: latencyBuckets,
 		}, []string{"policy", "phase"}),
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
