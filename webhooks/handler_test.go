@@ -492,7 +492,7 @@ deny contains {"msg": "never"} if {
 			resp := decodeResponse(t, rec)
 			// Policies after the runaway one find the deadline passed and
 			// are handled by their own failure modes too.
-			const msg = "[loop] policy timed out; denied by its failure mode (deny); [no_privileged] policy timed out; denied by its failure mode (deny)"
+			const msg = "[loop] policy timed out; denied by its failure mode (deny); [no_privileged] policy was not evaluated: the deadline had passed; denied by its failure mode (deny)"
 			if resp.Allowed || resp.Result.Code != 403 || resp.Result.Message != msg {
 				t.Errorf("response = %v %d %q", resp.Allowed, resp.Result.Code, resp.Result.Message)
 			}

@@ -28,6 +28,9 @@ const (
 	OutcomeMutated = "mutated"
 	OutcomeError   = "error"
 	OutcomeTimeout = "timeout"
+	// OutcomeSkipped counts policies not evaluated because the deadline had
+	// already passed (an earlier policy used up the time).
+	OutcomeSkipped = "skipped"
 )
 
 // Observer receives one call per evaluated policy. Implementations must be
@@ -54,10 +57,17 @@ type PolicyError struct {
 	Policy      string      `json:"policy"`
 	FailureMode FailureMode `json:"failureMode"`
 	TimedOut    bool        `json:"timedOut"`
+	// Skipped is true when the policy was never started because the
+	// deadline had passed: the policy that used up the time is the one with
+	// TimedOut set.
+	Skipped bool `json:"skipped"`
 	// Err is the underlying error, for logs only: it is never sent back to
 	// the client, as evaluation errors may quote input.
 	Err error `json:"-"`
 }
+
+// errNotEvaluated marks a policy skipped because the deadline had passed.
+var errNotEvaluated = errors.New("not evaluated")
 
 // Decision is the engine's answer for one request in one phase.
 type Decision struct {
@@ -249,6 +259,10 @@ func (e *Engine) evaluate(ctx context.Context, reg *Registry, phase Phase, req *
 			res, took = set.results[i], set.took[i]
 		case !changed && i == len(set.results) && set.err != nil:
 			err = set.err
+		case ctx.Err() != nil:
+			// An earlier policy used up the time: say so rather than blame
+			// this one with a timeout it never had.
+			err = fmt.Errorf("%w: %w", errNotEvaluated, ctx.Err())
 		default:
 			res, err = p.eval(ctx, input)
 		}
@@ -280,9 +294,12 @@ func (e *Engine) evaluate(ctx context.Context, reg *Registry, phase Phase, req *
 			}
 		}
 		if err != nil {
-			timedOut := ctx.Err() != nil
+			timedOut := ctx.Err() != nil && !errors.Is(err, errNotEvaluated)
 			outcome = OutcomeError
-			if timedOut {
+			switch {
+			case errors.Is(err, errNotEvaluated):
+				outcome = OutcomeSkipped
+			case timedOut:
 				outcome = OutcomeTimeout
 			}
 			dec.fail(p, err, timedOut)
@@ -452,9 +469,13 @@ func (d *Decision) record(p *Policy, res *policyResult) string {
 
 // fail applies the policy's failure mode to an evaluation it could not finish.
 func (d *Decision) fail(p *Policy, err error, timedOut bool) {
-	d.Errors = append(d.Errors, PolicyError{Policy: p.ID, FailureMode: p.FailureMode, TimedOut: timedOut, Err: err})
+	skipped := errors.Is(err, errNotEvaluated)
+	d.Errors = append(d.Errors, PolicyError{Policy: p.ID, FailureMode: p.FailureMode, TimedOut: timedOut, Skipped: skipped, Err: err})
 	what := "could not be evaluated"
-	if timedOut {
+	switch {
+	case skipped:
+		what = "was not evaluated: the deadline had passed"
+	case timedOut:
 		what = "timed out"
 	}
 	if errors.Is(err, errEdit) {

@@ -99,15 +99,16 @@ func TestPolicySetTimeoutNamesThePolicy(t *testing.T) {
 	want := []Violation{
 		{Policy: "a", Enforcement: EnforceDeny, Message: "a denies"},
 		{Policy: "loop", Enforcement: EnforceDeny, Message: "policy timed out; denied by its failure mode (deny)"},
-		{Policy: "z", Enforcement: EnforceDeny, Message: "policy timed out; denied by its failure mode (deny)"},
+		{Policy: "z", Enforcement: EnforceDeny, Message: "policy was not evaluated: the deadline had passed; denied by its failure mode (deny)"},
 	}
 	if !reflect.DeepEqual(dec.Violations, want) {
 		t.Errorf("violations = %+v\nwant %+v", dec.Violations, want)
 	}
-	if len(dec.Errors) != 2 || dec.Errors[0].Policy != "loop" || !dec.Errors[0].TimedOut {
+	if len(dec.Errors) != 2 || dec.Errors[0].Policy != "loop" || !dec.Errors[0].TimedOut ||
+		dec.Errors[1].Policy != "z" || dec.Errors[1].TimedOut || !dec.Errors[1].Skipped {
 		t.Errorf("errors = %+v", dec.Errors)
 	}
-	wantSeen := []string{"validating/a/denied", "validating/loop/timeout", "validating/z/timeout"}
+	wantSeen := []string{"validating/a/denied", "validating/loop/timeout", "validating/z/skipped"}
 	if !reflect.DeepEqual(obs.seen, wantSeen) {
 		t.Errorf("observed %q, want %q", obs.seen, wantSeen)
 	}
