@@ -44,7 +44,8 @@ soak: ## 10 minutes at 500 requests/s, RSS and goroutines every 10 s (not yet)
 	@echo "soak: not yet (issue 7, hardening)"; exit 1
 
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s)
-	@for t in FuzzDecodeReview:./webhooks FuzzReadDocuments:./cmd/portcullis/app; do \
+	@for t in FuzzDecodeReview:./webhooks FuzzServeHTTP:./webhooks FuzzReadDocuments:./cmd/portcullis/app \
+		FuzzParseJSONValue:./policies/engine FuzzMutationIdempotent:./policies/mutations; do \
 		name=$${t%%:*}; pkg=$${t##*:}; \
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $${FUZZTIME:-30s} $$pkg || exit 1; \
 	done
