@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-logr/zapr"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
@@ -276,6 +277,15 @@ func (o *ServeOptions) Run(ctx context.Context, streams IO) error {
 	promReg := o.Registry
 	if promReg == nil {
 		promReg = ctrlmetrics.Registry
+		// The process-wide registry also carries the Go runtime and process
+		// collectors (go_goroutines, go_memstats_*, process_resident_memory_bytes),
+		// what dashboards and `make soak` read; controller-runtime registers
+		// them only in its manager, which this server does not use.
+		for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+			if err := promReg.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
+				return fmt.Errorf("register runtime metrics: %w", err)
+			}
+		}
 	}
 	metrics, err := webhooks.NewMetrics(promReg)
 	if err != nil {
