@@ -37,7 +37,11 @@ import data.portcullis.lib.kubernetes
 
 # Settings ---------------------------------------------------------------
 
-settings := kubernetes.policy_config("secret_handling")
+# Read directly (kubernetes.policy_config reads the same): a rule reference
+# is cheaper than a function call, and this runs on every request.
+settings := s if {
+	s := data.portcullis.config.policies.secret_handling
+} else := {}
 
 # Defaults are the same as config.yaml, so the policy behaves alike without it.
 default_env_name_patterns := [
@@ -91,8 +95,10 @@ detectors := {
 _url_userinfo := `[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s:]*:([^/?#@\s]+)@`
 
 # Something every detector needs to find: one cheap match rules out most
-# values before the detectors run one by one.
-_prefilter := `-----BEGIN |AKIA|ASIA|ABIA|ACCA|A3T|eyJ|gh[pousr]_|github_pat_|xox[abeoprs]-|://`
+# values before the detectors run one by one. A URL needs an "@" after its
+# "://" (every character _url_userinfo allows in between is in
+# [^/?#@\s]), so plain URLs, common in env values, stop here too.
+_prefilter := `-----BEGIN |AKIA|ASIA|ABIA|ACCA|A3T|eyJ|gh[pousr]_|github_pat_|xox[abeoprs]-|://[^/?#@\s]*@`
 
 # looks_like(value) is the set of descriptions of the credentials value
 # looks like (empty for a harmless value).
@@ -150,47 +156,57 @@ object_violation(check, field, msg) := {"msg": msg, "check": check, "field": fie
 
 # Literal env values -------------------------------------------------------
 
-# literal_env holds every env var with a non-empty literal value, with
-# what the value looks like (the value itself goes no further).
-literal_env := [{"c": c, "i": i, "name": e.name, "kinds": looks_like(e.value)} |
-	some c in checked
-	some i, e in object.get(c.container, "env", [])
-	is_string(e.value)
-	e.value != ""
-]
+# The rules below walk each container's env directly (no intermediate list
+# of entries, no function call per variable): a name costs one match
+# against the combined name pattern, a value one match against _prefilter;
+# looks_like runs only on the few values the prefilter lets through.
 
 # The configured patterns as one alternation each, so a name costs one
 # match, not one per pattern. (?:...) keeps each pattern's flags its own.
+# Two concats build it without a sprintf per pattern; a list that is not
+# all strings falls back to _any_of, which renders it as before.
 _any_of(patterns) := concat("|", [sprintf("(?:%s)", [p]) | some p in patterns])
 
-_name_pattern := _any_of(env_name_patterns)
-
-_ignored_pattern := _any_of(ignored_env_names)
-
-credential_name(name) if {
+_name_pattern := concat("", ["(?:", concat(")|(?:", env_name_patterns), ")"]) if {
 	count(env_name_patterns) > 0
-	regex.match(_name_pattern, name)
-	not _ignored_name(name)
-}
+} else := _any_of(env_name_patterns)
+
+_ignored_pattern := concat("", ["(?:", concat(")|(?:", ignored_env_names), ")"]) if {
+	count(ignored_env_names) > 0
+} else := _any_of(ignored_env_names)
+
+_has_name_patterns if count(env_name_patterns) > 0
 
 _ignored_name(name) if {
 	count(ignored_env_names) > 0
 	regex.match(_ignored_pattern, name)
 }
 
-deny contains violation("env_name", e.c.name, field, msg) if {
-	some e in literal_env
-	count(e.kinds) == 0
-	credential_name(e.name)
-	field := sprintf("%s.env[%d].value", [container_path(e.c), e.i])
-	msg := sprintf("container %q env var %q has a credential-like name and a literal value; take it from a Secret (%s)", [e.c.name, e.name, field])
+# A literal value under a credential-like name (and not itself detected as
+# a credential, which env_value reports).
+deny contains violation("env_name", c.name, field, msg) if {
+	_has_name_patterns
+	some c in checked
+	some i, e in c.container.env
+	regex.match(_name_pattern, e.name)
+	is_string(e.value)
+	e.value != ""
+	not _ignored_name(e.name)
+	count(looks_like(e.value)) == 0
+	field := sprintf("%s.env[%d].value", [container_path(c), i])
+	msg := sprintf("container %q env var %q has a credential-like name and a literal value; take it from a Secret (%s)", [c.name, e.name, field])
 }
 
-deny contains violation("env_value", e.c.name, field, msg) if {
-	some e in literal_env
-	count(e.kinds) > 0
-	field := sprintf("%s.env[%d].value", [container_path(e.c), e.i])
-	msg := sprintf("container %q env var %q has a literal value that looks like %s; take it from a Secret (%s)", [e.c.name, e.name, _describe(e.kinds), field])
+deny contains violation("env_value", c.name, field, msg) if {
+	some c in checked
+	some i
+	value := c.container.env[i].value
+	is_string(value)
+	regex.match(_prefilter, value)
+	kinds := looks_like(value)
+	count(kinds) > 0
+	field := sprintf("%s.env[%d].value", [container_path(c), i])
+	msg := sprintf("container %q env var %q has a literal value that looks like %s; take it from a Secret (%s)", [c.name, c.container.env[i].name, _describe(kinds), field])
 }
 
 deny contains violation("argument_value", c.name, field, msg) if {
@@ -198,6 +214,7 @@ deny contains violation("argument_value", c.name, field, msg) if {
 	some list in ["command", "args"]
 	some i, arg in object.get(c.container, list, [])
 	is_string(arg)
+	regex.match(_prefilter, arg)
 	kinds := looks_like(arg)
 	count(kinds) > 0
 	field := sprintf("%s.%s[%d]", [container_path(c), list, i])
