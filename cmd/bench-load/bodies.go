@@ -27,10 +27,19 @@ type body struct {
 
 // render returns one request body. unique varies the object; the UID always varies.
 func (b *body) render(unique bool) []byte {
+	if unique {
+		return b.renderSeq("")
+	}
+	return b.renderSeq("0")
+}
+
+// renderSeq returns one request body whose object carries seq in a label
+// (empty: a value no other request has). Requests with the same seq differ
+// only in their UID, as the pods of one ReplicaSet do.
+func (b *body) renderSeq(seq string) []byte {
 	n := b.seq.Add(1)
 	uid := "bench-" + strconv.FormatUint(n, 10)
-	seq := "0"
-	if unique {
+	if seq == "" {
 		seq = strconv.FormatUint(n, 10)
 	}
 	out := make([]byte, 0, b.size+32)

@@ -156,40 +156,69 @@ func saturate(ctx context.Context, c *http.Client, url string, b *body, unique b
 // fixedRate sends rate requests/s (open loop) for d over conns connections.
 // Latency counts from the moment a request was due, not from when a
 // connection became free, so a server falling behind shows in the figures
-// (no coordinated omission). Requests still not sent when d ends are dropped
-// and counted.
+// (no coordinated omission). Requests still not sent a second after d ends
+// are dropped and counted.
 func fixedRate(ctx context.Context, c *http.Client, url string, b *body, unique bool, conns int, rate int, d time.Duration) *result {
-	total := int(float64(rate) * d.Seconds())
-	due := make(chan time.Time, total)
 	rec := &recorder{}
+	rec.res.elapsed, rec.res.dropped = openLoop(ctx, conns, rate, d, func(_ int, due time.Time) {
+		payload := b.render(unique)
+		status, out, err := shot(ctx, c, url, payload)
+		rec.add(status, out, err, time.Since(due), true)
+	})
+	return &rec.res
+}
+
+// openLoop calls send rate times a second for d (rate×d calls in all) from
+// conns workers, each call with its index and the time it was due. The
+// schedule never waits for answers: when every worker is busy the due calls
+// queue and are sent as soon as a worker is free, still carrying their due
+// time. Calls still queued a second after d ends are dropped, not sent, and
+// counted; so are calls never scheduled because ctx ended. It returns the
+// elapsed time and the number dropped.
+func openLoop(ctx context.Context, conns, rate int, d time.Duration, send func(i int, due time.Time)) (time.Duration, int) {
+	total := int(float64(rate) * d.Seconds())
+	// A bounded queue (two seconds of requests) keeps a long run's memory
+	// flat; the scheduler blocking on it changes no due time.
+	type call struct {
+		i   int
+		due time.Time
+	}
+	due := make(chan call, min(total, 2*rate)+1)
 	start := time.Now()
 	end := start.Add(d)
 	var wg sync.WaitGroup
 	var dropped atomic.Int64
 	for range conns {
 		wg.Go(func() {
-			for t := range due {
-				if time.Now().After(end.Add(time.Second)) {
+			for c := range due {
+				if time.Now().After(end.Add(time.Second)) || ctx.Err() != nil {
 					dropped.Add(1)
 					continue
 				}
-				payload := b.render(unique)
-				status, out, err := shot(ctx, c, url, payload)
-				rec.add(status, out, err, time.Since(t), true)
+				send(c.i, c.due)
 			}
 		})
 	}
 	interval := time.Second / time.Duration(rate)
+	scheduled := 0
+schedule:
 	for i := range total {
 		t := start.Add(time.Duration(i) * interval)
 		if w := time.Until(t); w > 0 {
-			time.Sleep(w)
+			select {
+			case <-time.After(w):
+			case <-ctx.Done():
+				break schedule
+			}
 		}
-		due <- t
+		select {
+		case due <- call{i, t}:
+			scheduled++
+		case <-ctx.Done():
+			break schedule
+		}
 	}
 	close(due)
 	wg.Wait()
-	rec.res.elapsed = time.Since(start)
-	rec.res.dropped = int(dropped.Load())
-	return &rec.res
+	return time.Since(start), int(dropped.Load()) + total - scheduled
 }

@@ -15,6 +15,12 @@
 //
 // Run it pinned to the other core: `taskset -c 1 bench-load ...` (the
 // Makefile does).
+//
+// `bench-load soak [flags]` (behind `make soak`) is the long run instead: one
+// `portcullis serve` with the default policies at a fixed rate of mixed
+// bodies for minutes, sampling RSS, goroutines, failures and latency every
+// interval, and exiting non-zero unless no admission failed and memory and
+// goroutines stayed flat after the warm-up (see soak.go).
 package main
 
 import (
@@ -50,6 +56,12 @@ type config struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "soak" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := soakMain(ctx, os.Args[2:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
 	var c config
 	flag.StringVar(&c.portcullis, "portcullis", "bin/portcullis", "portcullis binary")
 	flag.StringVar(&c.opa, "opa", "bin/opa", "stock opa binary (go build -o bin/opa github.com/open-policy-agent/opa)")
