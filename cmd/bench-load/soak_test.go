@@ -28,7 +28,7 @@ func TestSoakVerdict(t *testing.T) {
 		want    []string
 	}{
 		"flat, warm-up growth ignored": {series(flatRSS, flatG), 0, nil},
-		"RSS at the tolerance": {series([]float64{1, 1, 1, 80, 70, 70, 88, 70, 70}, flatG), 0, nil},
+		"RSS at the tolerance":         {series([]float64{1, 1, 1, 80, 70, 70, 88, 70, 70}, flatG), 0, nil},
 		"RSS over the tolerance": {series([]float64{1, 1, 1, 80, 70, 70, 70, 70, 88.5}, flatG), 0,
 			[]string{"RSS grew: last half's maximum 88.5 MB > first half's 80.0 MB + 10%"}},
 		"goroutines at the slack": {series(flatRSS, []int{0, 0, 0, 30, 30, 30, 35, 30, 30}), 0, nil},
