@@ -44,9 +44,15 @@ defaults := {
 	"require_pull_always": false,
 }
 
-setting_names := {name | some name, _ in defaults}
+# The keys of defaults, spelled out: a comprehension would be rebuilt on
+# every request.
+setting_names := {"allowed", "denied", "deny_latest", "deny_untagged", "require_digest", "require_pull_always"}
 
-settings := kubernetes.policy_config("image_sources")
+# Read directly (kubernetes.policy_config reads the same): a rule reference
+# is cheaper than a function call, and this runs on every request.
+settings := s if {
+	s := data.portcullis.config.policies.image_sources
+} else := {}
 
 base := object.union(defaults, object.filter(settings, setting_names))
 
@@ -135,7 +141,7 @@ _locate(parts, name) := [registry, _official(registry, substring(name, count(par
 	count(parts) > 1
 	regex.match(`[.:A-Z]|^localhost$`, parts[0])
 	regex.match(_domain_pattern, parts[0])
-	registry := _hub(parts[0])
+	registry := object.get({"index.docker.io": "docker.io"}, parts[0], parts[0]) # _hub, inlined
 } else := ["", name] if {
 	count(parts) > 1
 	regex.match(`[.:A-Z]|^localhost$`, parts[0])
@@ -230,10 +236,13 @@ with_image := [{"c": c, "image": image} |
 # pull). Parsing once per image, not once per rule, is most of this
 # policy's cost on a large pod.
 references := {image: ref |
-	some image in {i.image | some i in with_image}
+	some image in image_set
 	ref := parse_reference(image)
 	ref.registry != ""
 }
+
+# image_set holds the distinct images of the checked containers.
+image_set := {i.image | some i in with_image}
 
 # images are the checked containers with valid references.
 images := [{"c": i.c, "image": i.image, "ref": ref} |
@@ -245,7 +254,10 @@ violation(c, check, field, msg) := {"msg": msg, "check": check, "container": c.n
 
 # Rules ------------------------------------------------------------------
 
+# Only when some image did not make it into references (a passing pod
+# pays two counts, not a negation per container).
 deny contains violation(i.c, "invalid_reference", field, msg) if {
+	count(references) < count(image_set)
 	some i in with_image
 	not references[i.image]
 	field := field_path(i.c, "image")
@@ -253,6 +265,7 @@ deny contains violation(i.c, "invalid_reference", field, msg) if {
 }
 
 deny contains violation(i.c, "denied_source", field, msg) if {
+	count(denied_entries) > 0
 	some i in images
 	denied := [e.entry | some e in denied_entries; _covers(e, i.ref)]
 	count(denied) > 0
@@ -277,21 +290,29 @@ _allowed(ref) if {
 
 # A digest pins the image whatever the tag says, so "name:latest@sha256:..."
 # is not a use of latest.
+#
+# The latest and untagged rules test each distinct reference first and
+# only then look for the containers that use it: a passing pod costs a few
+# expressions per image, not per container and rule.
 deny contains violation(i.c, "latest_tag", field, msg) if {
 	effective.deny_latest
-	some i in images
-	i.ref.tagged
-	i.ref.tag == "latest"
-	i.ref.digest == ""
+	some image, ref in references
+	ref.tagged
+	ref.tag == "latest"
+	ref.digest == ""
+	some i in with_image
+	i.image == image
 	field := field_path(i.c, "image")
 	msg := sprintf("container %q image %q uses the mutable tag \"latest\"; pin a version tag or a digest (%s)", [i.c.name, i.image, field])
 }
 
 deny contains violation(i.c, "untagged", field, msg) if {
 	effective.deny_untagged
-	some i in images
-	not i.ref.tagged
-	i.ref.digest == ""
+	some image, ref in references
+	not ref.tagged
+	ref.digest == ""
+	some i in with_image
+	i.image == image
 	field := field_path(i.c, "image")
 	msg := sprintf("container %q image %q has neither a tag nor a digest, so it runs \"latest\"; pin a version tag or a digest (%s)", [i.c.name, i.image, field])
 }
