@@ -4,18 +4,27 @@ package portcullis.pod_security
 # (liveness, readiness, startup: httpGet, tcpSocket) and lifecycle handlers
 # (postStart, preStop: httpGet, tcpSocket). Allowed: "", undefined/null.
 
+# The probe and handler fields are found by walking the container's own
+# keys (one reference, no loop over the six probe/kind pairs per
+# container); the field names are checked only for the rare hits.
+_probe_fields := {"livenessProbe", "readinessProbe", "startupProbe"}
+
+_lifecycle_handlers := {"postStart", "preStop"}
+
+_host_kinds := {"httpGet", "tcpSocket"}
+
 _probe_hosts := {{"index": i, "host": host} |
 	some i, c in containers
-	some probe in ["livenessProbe", "readinessProbe", "startupProbe"]
-	some kind in ["httpGet", "tcpSocket"]
 	host := c[probe][kind].host
+	_probe_fields[probe]
+	_host_kinds[kind]
 	host != null
 	host != ""
 } | {{"index": i, "host": host} |
 	some i, c in containers
-	some handler in ["postStart", "preStop"]
-	some kind in ["httpGet", "tcpSocket"]
 	host := c.lifecycle[handler][kind].host
+	_lifecycle_handlers[handler]
+	_host_kinds[kind]
 	host != null
 	host != ""
 }

@@ -4,11 +4,6 @@ package portcullis.pod_security
 # only use configMap, csi, downwardAPI, emptyDir, ephemeral, image,
 # persistentVolumeClaim, projected and secret.
 
-allowed_volume_sources := [
-	"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
-	"image", "persistentVolumeClaim", "projected", "secret",
-]
-
 # In upstream's order: the first source set names the volume's type.
 restricted_volume_sources := [
 	"hostPath", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "nfs",
@@ -17,10 +12,18 @@ restricted_volume_sources := [
 	"photonPersistentDisk", "portworxVolume", "scaleIO", "storageos",
 ]
 
+# The allowed sources as a set: a volume is checked by walking its own few
+# keys (its name and its source), not by probing it for each of the nine.
+allowed_volume_source_set := {
+	"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+	"image", "persistentVolumeClaim", "projected", "secret",
+}
+
 _allowed_volumes := {i |
 	some i, v in volumes
-	some source in allowed_volume_sources
-	v[source] != null
+	some source, value in v
+	allowed_volume_source_set[source]
+	value != null
 }
 
 _volume_type(v) := types[0] if {
