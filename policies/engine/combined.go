@@ -182,9 +182,14 @@ func (s *policySet) eval(ctx context.Context, input ast.Value) setResult {
 		out.took = append(out.took, prog.at[i].Sub(start))
 		start = prog.at[i]
 	}
-	if err != nil {
+	switch {
+	case len(out.results) == len(s.policies):
+		// Every policy has its result: a deadline passing after the last one
+		// (err is then ctx.Err()) leaves a complete decision, and there is no
+		// policy after them to blame.
+	case err != nil:
 		out.err = fmt.Errorf("evaluate policy %q: %w", s.policies[len(out.results)].ID, err)
-	} else if len(out.results) != len(s.policies) {
+	default:
 		out.err = fmt.Errorf("policy set stopped after %d of %d policies", len(out.results), len(s.policies))
 	}
 	return out

@@ -371,3 +371,34 @@ func TestDecisionCacheMutating(t *testing.T) {
 		t.Errorf("cached decision %+v\nfirst %+v", second, first)
 	}
 }
+
+// lateDeadline is a context whose deadline passes between the last policy's
+// result and the end of the set's query: never cancelled while evaluating
+// (Done is nil), expired when asked afterwards.
+type lateDeadline struct{ context.Context }
+
+func (lateDeadline) Done() <-chan struct{} { return nil }
+func (lateDeadline) Err() error            { return context.DeadlineExceeded }
+
+// A deadline passing after every policy of the set has its result keeps the
+// results (the decision was complete in time) rather than blaming a policy
+// past the end of the set.
+func TestPolicySetDeadlineAfterLastPolicy(t *testing.T) {
+	t.Parallel()
+	reg := mustLoad(t, mapFS(map[string]string{
+		"a/a.rego": validating("a", `deny contains {"msg": "a denies"} if input.request.namespace == "default"`),
+		"z/z.rego": validating("z", `deny contains {"msg": "z denies"} if input.request.namespace == "default"`),
+	}))
+	ps := reg.policySet(context.Background(), reg.Policies())
+	if ps == nil {
+		t.Fatal("policies not combined")
+	}
+	input, err := toInput(podRequest(t, "default", pod(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := ps.eval(lateDeadline{context.Background()}, input)
+	if res.err != nil || len(res.results) != 2 {
+		t.Errorf("results %d, err %v; want 2, none", len(res.results), res.err)
+	}
+}
