@@ -115,8 +115,14 @@ func BenchmarkPodSecurity(b *testing.B) {
 }
 
 // preparePodSecurityQuery prepares pod_security's deny and warn the way the
-// engine does (one compiler, the default config in a store read as AST).
+// engine does.
 func preparePodSecurityQuery(b *testing.B) rego.PreparedEvalQuery {
+	return prepareBuiltinQuery(b, "deny := data.portcullis.pod_security.deny; warn := data.portcullis.pod_security.warn")
+}
+
+// prepareBuiltinQuery prepares query over the built-in policies the way the
+// engine does (one compiler, the default config in a store read as AST).
+func prepareBuiltinQuery(b *testing.B, query string) rego.PreparedEvalQuery {
 	b.Helper()
 	raw, err := fs.ReadFile(policies.FS, policies.ConfigFile)
 	if err != nil {
@@ -127,7 +133,7 @@ func preparePodSecurityQuery(b *testing.B) rego.PreparedEvalQuery {
 		b.Fatal(err)
 	}
 	opts := []func(*rego.Rego){
-		rego.Query("deny := data.portcullis.pod_security.deny; warn := data.portcullis.pod_security.warn"),
+		rego.Query(query),
 		rego.Store(inmem.NewFromObjectWithOpts(map[string]any{"portcullis": map[string]any{"config": cfg}},
 			inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))),
 		rego.StoreReadAST(true),

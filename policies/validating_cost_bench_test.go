@@ -4,17 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/rego"
-	"github.com/open-policy-agent/opa/v1/storage/inmem"
-	"sigs.k8s.io/yaml"
-
-	"github.com/portcullis/portcullis/policies"
 )
 
 // validatingPolicies are the built-in validating policies that apply to Pods.
@@ -80,18 +75,8 @@ func benchReview(b *testing.B, name string) map[string]any {
 }
 
 // prepareValidating prepares one query binding deny and warn of the given
-// policies, with the default config in a store read as AST, as the engine
-// does.
+// policies, as the engine does.
 func prepareValidating(b *testing.B, ids []string) rego.PreparedEvalQuery {
-	b.Helper()
-	raw, err := fs.ReadFile(policies.FS, policies.ConfigFile)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var cfg map[string]any
-	if err := yaml.Unmarshal(raw, &cfg); err != nil {
-		b.Fatal(err)
-	}
 	// "floor": a query that reads one input field, for the fixed cost of
 	// an evaluation.
 	parts := []string{"uid := input.request.uid"}
@@ -101,29 +86,5 @@ func prepareValidating(b *testing.B, ids []string) rego.PreparedEvalQuery {
 			parts = append(parts, "warn_"+id+" := data.portcullis."+id+".warn")
 		}
 	}
-	opts := []func(*rego.Rego){
-		rego.Query(strings.Join(parts, "; ")),
-		rego.Store(inmem.NewFromObjectWithOpts(map[string]any{"portcullis": map[string]any{"config": cfg}},
-			inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))),
-		rego.StoreReadAST(true),
-	}
-	err = fs.WalkDir(policies.FS, ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".rego") || strings.HasSuffix(path, "_test.rego") {
-			return err
-		}
-		src, err := fs.ReadFile(policies.FS, path)
-		if err != nil {
-			return err
-		}
-		opts = append(opts, rego.Module(path, string(src)))
-		return nil
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	q, err := rego.New(opts...).PrepareForEval(context.Background())
-	if err != nil {
-		b.Fatal(err)
-	}
-	return q
+	return prepareBuiltinQuery(b, strings.Join(parts, "; "))
 }

@@ -89,6 +89,10 @@ func (r *Registry) policySet(ctx context.Context, policies []*Policy) *policySet
 	}
 	s, err := r.prepareSet(ctx, policies)
 	if err != nil {
+		if ctx.Err() != nil {
+			// The request's deadline, not the policies: try again next time.
+			return nil
+		}
 		s = nil // evaluate them one by one; the per-policy queries compiled at load
 	}
 	if r.sets.sets == nil {

@@ -48,6 +48,19 @@ func parseFailureMode(s string) (FailureMode, error) {
 	return "", fmt.Errorf("failure_mode %q: must be deny or allow", s)
 }
 
+// parseOptional parses m[key] with parse when the key is present; when it
+// is absent it returns the zero value (unset). Config files and METADATA
+// share it so both accept and reject the same values.
+func parseOptional[T ~string](m map[string]any, key string, parse func(string) (T, error)) (T, error) {
+	v, ok := m[key]
+	if !ok {
+		var zero T
+		return zero, nil
+	}
+	s, _ := v.(string)
+	return parse(s)
+}
+
 // MergeConfig parses each YAML document in order and deep-merges it over the
 // ones before: objects merge key by key, anything else replaces. The result is
 // what Rego sees as data.portcullis.config. Empty documents are skipped.
@@ -137,21 +150,12 @@ func parseSettings(cfg map[string]any) (settings, error) {
 			}
 			ps.enabled = &b
 		}
-		if v, ok := m["enforcement"]; ok {
-			str, _ := v.(string)
-			e, err := parseEnforcement(str)
-			if err != nil {
-				return s, fmt.Errorf("policies.%s.%w", id, err)
-			}
-			ps.enforcement = e
+		var err error
+		if ps.enforcement, err = parseOptional(m, "enforcement", parseEnforcement); err != nil {
+			return s, fmt.Errorf("policies.%s.%w", id, err)
 		}
-		if v, ok := m["failure_mode"]; ok {
-			str, _ := v.(string)
-			f, err := parseFailureMode(str)
-			if err != nil {
-				return s, fmt.Errorf("policies.%s.%w", id, err)
-			}
-			ps.failureMode = f
+		if ps.failureMode, err = parseOptional(m, "failure_mode", parseFailureMode); err != nil {
+			return s, fmt.Errorf("policies.%s.%w", id, err)
 		}
 		s.policies[id] = ps
 	}

@@ -331,7 +331,8 @@ func discover(modules map[string]*ast.Module, compiler *ast.Compiler, st setting
 	sort.Strings(names)
 
 	byID := map[string]*Policy{}
-	seen := map[string]bool{} // policy packages, with or without METADATA
+	seen := map[string]bool{}     // policy packages, with or without METADATA
+	declared := map[string]bool{} // those with a METADATA custom.kind, valid or not
 	var errs []error
 	for _, name := range names {
 		m := modules[name]
@@ -344,6 +345,7 @@ func discover(modules map[string]*ast.Module, compiler *ast.Compiler, st setting
 		if ann == nil || ann.Custom["kind"] == nil {
 			continue // another file of the same package, or helpers
 		}
+		declared[id] = true
 		loc := m.Package.Location // duplicates were refused by duplicatePolicies
 		p, err := newPolicy(id, ann, loc, st.policies[id])
 		if err != nil {
@@ -364,7 +366,7 @@ func discover(modules map[string]*ast.Module, compiler *ast.Compiler, st setting
 		byID[id] = p
 	}
 	for id := range seen {
-		if byID[id] == nil && !hasError(errs, id) {
+		if !declared[id] {
 			errs = append(errs, fmt.Errorf("policy package %q: no file declares it with METADATA custom.kind (validating or mutating)", rootPackage+"."+id))
 		}
 	}
@@ -411,15 +413,6 @@ func duplicatePolicies(modules map[string]*ast.Module) error {
 	return errors.Join(errs...)
 }
 
-func hasError(errs []error, id string) bool {
-	for _, err := range errs {
-		if strings.Contains(err.Error(), fmt.Sprintf("%q", id)) {
-			return true
-		}
-	}
-	return false
-}
-
 func (p *Policy) enabled(ps policySettings) bool { return ps.enabled == nil || *ps.enabled }
 
 func ruleRef(id, rule string) ast.Ref {
@@ -462,29 +455,22 @@ func newPolicy(id string, ann *ast.Annotations, loc *ast.Location, ps policySett
 	default:
 		return nil, fmt.Errorf("METADATA custom.kind %q: must be validating or mutating", kind)
 	}
-	p.Enforcement = EnforceDeny
-	if v, ok := ann.Custom["enforcement"]; ok {
-		s, _ := v.(string)
-		e, err := parseEnforcement(s)
-		if err != nil {
-			return nil, fmt.Errorf("METADATA custom.%w", err)
-		}
-		p.Enforcement = e
+	enforcement, err := parseOptional(ann.Custom, "enforcement", parseEnforcement)
+	if err != nil {
+		return nil, fmt.Errorf("METADATA custom.%w", err)
 	}
+	failureMode, err := parseOptional(ann.Custom, "failure_mode", parseFailureMode)
+	if err != nil {
+		return nil, fmt.Errorf("METADATA custom.%w", err)
+	}
+	p.Enforcement = firstSet(ps.enforcement, enforcement, EnforceDeny)
 	// A validating policy that cannot be evaluated denies; a mutating one is
 	// skipped, since the validating webhook checks the final object anyway.
-	p.FailureMode = FailDeny
+	defaultFailure := FailDeny
 	if p.Kind == Mutating {
-		p.FailureMode = FailAllow
+		defaultFailure = FailAllow
 	}
-	if v, ok := ann.Custom["failure_mode"]; ok {
-		s, _ := v.(string)
-		f, err := parseFailureMode(s)
-		if err != nil {
-			return nil, fmt.Errorf("METADATA custom.%w", err)
-		}
-		p.FailureMode = f
-	}
+	p.FailureMode = firstSet(ps.failureMode, failureMode, defaultFailure)
 	if v, ok := ann.Custom["resources"]; ok {
 		list, ok := v.([]any)
 		if !ok {
@@ -498,13 +484,19 @@ func newPolicy(id string, ann *ast.Annotations, loc *ast.Location, ps policySett
 			p.Resources = append(p.Resources, s)
 		}
 	}
-	if ps.enforcement != "" {
-		p.Enforcement = ps.enforcement
-	}
-	if ps.failureMode != "" {
-		p.FailureMode = ps.failureMode
-	}
 	return p, nil
+}
+
+// firstSet returns the first non-empty value: config over METADATA over the
+// built-in default.
+func firstSet[T ~string](values ...T) T {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	var zero T
+	return zero
 }
 
 // namespaceExempt reports whether ns matches one of the exempt names or globs.

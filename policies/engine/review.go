@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -114,6 +115,12 @@ func decodeObject(raw []byte) (map[string]any, error) {
 	dec.UseNumber()
 	var obj map[string]any
 	if err := dec.Decode(&obj); err != nil {
+		// A syntax error's message quotes the offending input; this error
+		// reaches the decision log and the response, so only say where.
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) {
+			return nil, fmt.Errorf("%w: object is not a JSON object (invalid JSON at byte %d)", ErrBadRequest, syn.Offset)
+		}
 		return nil, fmt.Errorf("%w: object is not a JSON object: %w", ErrBadRequest, err)
 	}
 	return obj, nil
