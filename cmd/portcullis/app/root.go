@@ -47,6 +47,23 @@ type IO struct {
 	Out, Err io.Writer
 }
 
+// options is what every subcommand's options struct provides.
+type options interface {
+	Validate() error
+	Run(ctx context.Context, streams IO) error
+}
+
+// runE validates the options (a failure is a usage error, exit 2) and runs
+// the command with cobra's context.
+func runE(o options, streams IO) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		if err := o.Validate(); err != nil {
+			return usageError(err)
+		}
+		return o.Run(cmd.Context(), streams)
+	}
+}
+
 // NewRootCommand builds the portcullis command tree.
 func NewRootCommand(streams IO) *cobra.Command {
 	root := &cobra.Command{

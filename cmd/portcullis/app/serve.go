@@ -233,12 +233,7 @@ func newServeCommand(streams IO) *cobra.Command {
 With no flags it runs on an embedded default: the built-in policies and a
 self-signed certificate for localhost, listening on 127.0.0.1:9443.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(); err != nil {
-				return usageError(err)
-			}
-			return o.Run(cmd.Context(), streams)
-		},
+		RunE: runE(o, streams),
 	}
 	o.AddFlags(cmd.Flags())
 	return cmd

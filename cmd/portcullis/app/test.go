@@ -63,10 +63,7 @@ Exit codes: 0 all tests pass, 1 a test failed, 2 the policies do not load.`,
 			if len(args) == 1 {
 				o.Dir = args[0]
 			}
-			if err := o.Validate(); err != nil {
-				return usageError(err)
-			}
-			return o.Run(cmd.Context(), streams)
+			return runE(o, streams)(cmd, args)
 		},
 	}
 	o.AddFlags(cmd.Flags())

@@ -80,12 +80,7 @@ validating policies on the mutated object.
 Exit codes: 0 everything admitted (warnings allowed), 1 something denied,
 2 usage, input or policy load errors.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(); err != nil {
-				return usageError(err)
-			}
-			return o.Run(cmd.Context(), streams)
-		},
+		RunE: runE(o, streams),
 	}
 	o.AddFlags(cmd.Flags())
 	return cmd
