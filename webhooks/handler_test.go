@@ -334,6 +334,22 @@ func TestWebhookBadRequests(t *testing.T) {
 			body: []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u-3","oldObject":"x"}}`), status: 400, uid: "u-3",
 			message: "request.oldObject must be a JSON object or null",
 		},
+		"unknown operation": {
+			body: bytes.Replace(allowed, []byte(`"operation": "CREATE"`), []byte(`"operation": "EXPLODE"`), 1), status: 400, uid: allowedUID,
+			message: `unknown operation "EXPLODE": must be CREATE, UPDATE, DELETE or CONNECT`,
+		},
+		"lower-case operation": {
+			body: bytes.Replace(allowed, []byte(`"operation": "CREATE"`), []byte(`"operation": "create"`), 1), status: 400, uid: allowedUID,
+			message: `unknown operation "create": must be CREATE, UPDATE, DELETE or CONNECT`,
+		},
+		"no operation": {
+			body: bytes.Replace(allowed, []byte(`"operation": "CREATE",`), nil, 1), status: 400, uid: allowedUID,
+			message: `unknown operation "": must be CREATE, UPDATE, DELETE or CONNECT`,
+		},
+		"long unknown operation is clipped": {
+			body: bytes.Replace(allowed, []byte(`"operation": "CREATE"`), []byte(`"operation": "`+strings.Repeat("X", 5000)+`"`), 1), status: 400, uid: allowedUID,
+			message: `unknown operation "` + strings.Repeat("X", 32) + `": must be CREATE, UPDATE, DELETE or CONNECT`,
+		},
 		"GET": {
 			method: http.MethodGet, status: 405, message: "only POST is allowed",
 		},

@@ -159,8 +159,14 @@ func writeReview(w http.ResponseWriter, code int, resp *admissionv1.AdmissionRes
 	_, _ = w.Write(b)
 }
 
+// knownOperations are the operations of admission.k8s.io/v1
+// (https://kubernetes.io/docs/reference/config-api/apiserver-admission.v1/#admission-k8s-io-v1-Operation).
+var knownOperations = map[admissionv1.Operation]bool{
+	admissionv1.Create: true, admissionv1.Update: true, admissionv1.Delete: true, admissionv1.Connect: true,
+}
+
 // DecodeReview decodes an AdmissionReview v1 request body and checks what
-// the engine relies on: the version, a request, a UID, and the object fields
+// the engine relies on: the version, a request, a UID, a known operation, and the object fields
 // being JSON objects or null. Errors never quote the body.
 func DecodeReview(body []byte) (*admissionv1.AdmissionReview, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
@@ -187,6 +193,12 @@ func DecodeReview(body []byte) (*admissionv1.AdmissionReview, error) {
 		if trimmed[0] != '{' {
 			return &review, fmt.Errorf("request.%s must be a JSON object or null", name)
 		}
+	}
+	if !knownOperations[review.Request.Operation] {
+		// Policies branch on the operation (is_create_or_update): one they
+		// do not know would skip their checks and be allowed. Quoted
+		// clipped: it is free text from the client.
+		return &review, fmt.Errorf("unknown operation %.32q: must be CREATE, UPDATE, DELETE or CONNECT", review.Request.Operation)
 	}
 	return &review, nil
 }
