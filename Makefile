@@ -7,7 +7,7 @@ GOFLAGS_TEST ?=
 BENCHTIME ?= 2s
 BENCHCOUNT ?= 5
 
-.PHONY: help build run test test-go test-rego e2e bench bench-load soak lint fmt manifests docker-build fuzz clean
+.PHONY: help build run test test-go test-rego test-opa e2e bench bench-load soak lint fmt manifests docker-build fuzz clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -18,13 +18,19 @@ build: ## Build bin/portcullis (CGO off, static)
 run: ## Run the server on the embedded default (built-in policies, self-signed cert, 127.0.0.1:9443)
 	$(GO) run ./cmd/portcullis serve
 
-test: lint test-go test-rego e2e ## Run the whole test suite (vet, Go tests, Rego tests, end-to-end)
+test: lint test-go test-rego test-opa e2e ## Run the whole test suite (vet, Go tests, Rego tests, stock OPA checks, end-to-end)
 
 test-go: ## Go unit, golden, parity and fuzz-seed tests
 	$(GO) test $(GOFLAGS_TEST) ./...
 
 test-rego: ## Rego unit tests of the built-in policies, with our own binary
 	$(GO) run ./cmd/portcullis test policies
+
+test-opa: ## Stock OPA (built from go.mod's version) on the policy tree as it is: opa test, opa check --strict, opa fmt
+	$(GO) build -o bin/opa github.com/open-policy-agent/opa
+	bin/opa test policies/
+	bin/opa check --strict policies/
+	bin/opa fmt --diff --fail policies/
 
 e2e: ## End-to-end tests on a real kube-apiserver and etcd (builds them once, cached)
 	@if [ -x e2e/run.sh ]; then e2e/run.sh; else echo "e2e: no suite yet"; fi
