@@ -141,8 +141,9 @@ func (h *Handler) logDecision(req *admissionv1.AdmissionRequest, dec *engine.Dec
 		violations = append(violations, v.Policy+":"+string(v.Enforcement))
 	}
 	for _, pe := range dec.Errors {
-		// The policy error can quote input; log its class, not its text.
+		// pe.Err can quote input: log the cleaned fields only.
 		h.Log.Warn("policy evaluation failed", zap.String("uid", string(req.UID)), zap.String("policy", pe.Policy),
+			zap.String("code", pe.Code), zap.String("error", pe.Message), zap.String("location", pe.Location()),
 			zap.Bool("timedOut", pe.TimedOut), zap.String("failureMode", string(pe.FailureMode)))
 	}
 	fields = append(fields,

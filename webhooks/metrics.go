@@ -31,6 +31,9 @@ type Metrics struct {
 	PoliciesLoaded prometheus.Gauge
 	// DecisionCache counts decision-cache lookups by phase and result (hit, miss).
 	DecisionCache *prometheus.CounterVec
+	// PolicyErrors counts policies that could not be evaluated, by policy
+	// and engine.PolicyError code (eval_builtin_error, timeout...).
+	PolicyErrors *prometheus.CounterVec
 }
 
 // latencyBuckets span 50 µs to ~1.6 s: admission budgets are milliseconds.
@@ -77,8 +80,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "portcullis_decision_cache_requests_total",
 			Help: "Decision-cache lookups by phase and result (hit, miss). A hit skips policy evaluation: per-policy metrics count only evaluations.",
 		}, []string{"phase", "result"}),
+		PolicyErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_policy_evaluation_errors_total",
+			Help: "Policies that could not be evaluated, by policy and error code (OPA's, e.g. eval_builtin_error, or timeout, not_evaluated, invalid_output, invalid_edit); the failure mode decided the request.",
+		}, []string{"policy", "code"}),
 	}
-	for _, c := range []prometheus.Collector{m.PolicyEvaluations, m.PolicyDuration, m.Requests, m.RequestDuration, m.BadRequests, m.Panics, m.Reloads, m.PoliciesLoaded, m.DecisionCache} {
+	for _, c := range []prometheus.Collector{m.PolicyErrors, m.PolicyEvaluations, m.PolicyDuration, m.Requests, m.RequestDuration, m.BadRequests, m.Panics, m.Reloads, m.PoliciesLoaded, m.DecisionCache} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
@@ -90,6 +97,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 func (m *Metrics) ObservePolicy(policy string, phase engine.Phase, outcome string, took time.Duration) {
 	m.PolicyEvaluations.WithLabelValues(policy, string(phase), outcome).Inc()
 	m.PolicyDuration.WithLabelValues(policy, string(phase)).Observe(took.Seconds())
+}
+
+// ObservePolicyError implements engine.ErrorObserver.
+func (m *Metrics) ObservePolicyError(policy string, _ engine.Phase, code string) {
+	m.PolicyErrors.WithLabelValues(policy, code).Inc()
 }
 
 // ObserveCache implements engine.CacheObserver.

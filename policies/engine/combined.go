@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/open-policy-agent/opa/v1/types"
 )
 
@@ -121,6 +123,7 @@ func (r *Registry) prepareSet(ctx context.Context, policies []*Policy) (*policyS
 		rego.Compiler(r.compiler),
 		rego.Store(r.store),
 		rego.StoreReadAST(true),
+		rego.StrictBuiltinErrors(true), // a built-in error is a policy error, never an undefined rule that admits
 		rego.Function2(progressDecl, recordProgress),
 	).PrepareForEval(ctx)
 	if err != nil {
@@ -162,6 +165,14 @@ func (s *policySet) eval(ctx context.Context, input ast.Value) setResult {
 	_, err := s.query.Eval(context.WithValue(ctx, progressKey{}, prog), rego.EvalParsedInput(input))
 	if err == nil {
 		err = ctx.Err()
+	}
+	if te, ok := errors.AsType[*topdown.Error](err); ok && te.Code == topdown.BuiltinErr {
+		// A built-in error does not stop the query: OPA finishes it and then
+		// returns the first such error (strict mode), without saying which
+		// policy's rule raised it. Start over one policy at a time (the
+		// caller does so for every policy after the results returned, here
+		// none), so the error is attributed to its policy alone.
+		return setResult{}
 	}
 	var out setResult
 	for i, arr := range prog.values {

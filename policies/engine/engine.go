@@ -61,9 +61,29 @@ type PolicyError struct {
 	// deadline had passed: the policy that used up the time is the one with
 	// TimedOut set.
 	Skipped bool `json:"skipped"`
-	// Err is the underlying error, for logs only: it is never sent back to
-	// the client, as evaluation errors may quote input.
+	// Code classifies the error: OPA's error code (eval_builtin_error,
+	// eval_conflict_error, eval_type_error, eval_cancel_error...) or one of
+	// the engine's (CodeInvalidOutput, CodeInvalidEdit, CodeNotEvaluated).
+	Code string `json:"code"`
+	// Message says what failed without object contents: for OPA errors its
+	// message with the operands it quotes cut out (see errorMessage), for
+	// the engine's own a fixed text. Safe for responses and logs.
+	Message string `json:"message"`
+	// File and Row locate the failing expression in the policy's source
+	// (for errors without a location: the policy's package declaration).
+	File string `json:"file,omitempty"`
+	Row  int    `json:"row,omitempty"`
+	// Err is the underlying error, for debugging only: it is never sent back
+	// to the client nor logged, as evaluation errors may quote input.
 	Err error `json:"-"`
+}
+
+// Location is "file:row", or "" when unknown.
+func (e PolicyError) Location() string {
+	if e.File == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d", e.File, e.Row)
 }
 
 // errNotEvaluated marks a policy skipped because the deadline had passed.
@@ -175,6 +195,12 @@ func (e *Engine) Swap(reg *Registry) {
 		st.cache = newDecisionCache(e.cacheEntries, e.cacheBytes)
 	}
 	e.state.Store(st)
+}
+
+// ErrorObserver is implemented by observers that count the policies that
+// could not be evaluated, by PolicyError.Code.
+type ErrorObserver interface {
+	ObservePolicyError(policy string, phase Phase, code string)
 }
 
 // CacheObserver is implemented by observers that count decision-cache hits
@@ -302,7 +328,10 @@ func (e *Engine) evaluate(ctx context.Context, reg *Registry, phase Phase, req *
 			case timedOut:
 				outcome = OutcomeTimeout
 			}
-			dec.fail(p, err, timedOut)
+			pe := dec.fail(p, err, timedOut)
+			if eo, ok := e.observer.(ErrorObserver); ok {
+				eo.ObservePolicyError(p.ID, phase, pe.Code)
+			}
 		} else {
 			if o := dec.record(p, res); o != "" {
 				outcome = o
@@ -386,11 +415,11 @@ func (p *Policy) decode(binding func(rule string) (any, bool)) (*policyResult, e
 	var err error
 	deny, _ := binding(ruleDeny)
 	if res.deny, err = decodeEntries(deny); err != nil {
-		return nil, fmt.Errorf("policy %q %s: %w", p.ID, ruleDeny, err)
+		return nil, fmt.Errorf("%w: policy %q %s: %w", errInvalidOutput, p.ID, ruleDeny, err)
 	}
 	warn, _ := binding(ruleWarn)
 	if res.warn, err = decodeEntries(warn); err != nil {
-		return nil, fmt.Errorf("policy %q %s: %w", p.ID, ruleWarn, err)
+		return nil, fmt.Errorf("%w: policy %q %s: %w", errInvalidOutput, p.ID, ruleWarn, err)
 	}
 	if raw, ok := binding(ruleMutate); ok {
 		if res.edits, err = decodeEdits(raw); err != nil {
@@ -467,23 +496,32 @@ func (d *Decision) record(p *Policy, res *policyResult) string {
 	return outcome
 }
 
-// fail applies the policy's failure mode to an evaluation it could not finish.
-func (d *Decision) fail(p *Policy, err error, timedOut bool) {
+// fail applies the policy's failure mode to an evaluation it could not
+// finish, and returns the error it recorded.
+func (d *Decision) fail(p *Policy, err error, timedOut bool) PolicyError {
 	skipped := errors.Is(err, errNotEvaluated)
-	d.Errors = append(d.Errors, PolicyError{Policy: p.ID, FailureMode: p.FailureMode, TimedOut: timedOut, Skipped: skipped, Err: err})
+	pe := newPolicyError(p, err, timedOut, skipped)
+	d.Errors = append(d.Errors, pe)
 	what := "could not be evaluated"
 	switch {
 	case skipped:
 		what = "was not evaluated: the deadline had passed"
 	case timedOut:
 		what = "timed out"
-	}
-	if errors.Is(err, errEdit) {
+	case errors.Is(err, errEdit):
 		what = "asked for an edit that cannot be applied"
+	default:
+		what += ": " + pe.Code
+		if loc := pe.Location(); loc != "" {
+			what += " at " + loc
+		}
+		if pe.Message != "" {
+			what += ": " + pe.Message
+		}
 	}
 	if p.FailureMode == FailAllow {
 		d.Warnings = append(d.Warnings, fmt.Sprintf("%s: policy %s; admitted by its failure mode (allow)", p.ID, what))
-		return
+		return pe
 	}
 	d.Allowed = false
 	d.Violations = append(d.Violations, Violation{
@@ -491,4 +529,5 @@ func (d *Decision) fail(p *Policy, err error, timedOut bool) {
 		Enforcement: EnforceDeny,
 		Message:     fmt.Sprintf("policy %s; denied by its failure mode (deny)", what),
 	})
+	return pe
 }

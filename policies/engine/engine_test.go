@@ -348,7 +348,8 @@ func TestConfigPolicySettings(t *testing.T) {
 		"metadata defaults": {want: defaults},
 		"enforcement override": {
 			config: "policies:\n  fx_privileged:\n    enforcement: audit\n",
-			want:   with("fx_privileged", settings{EnforceAudit, FailDeny}),
+			// audit without an explicit failure_mode fails open (warning).
+			want: with("fx_privileged", settings{EnforceAudit, FailAllow}),
 		},
 		"enforcement override of a metadata warn": {
 			config: "policies:\n  fx_team_label:\n    enforcement: deny\n",
@@ -872,10 +873,17 @@ func TestEvaluationDeadline(t *testing.T) {
 			warnings: []string{"loop: policy timed out; admitted by its failure mode (allow)"},
 			mode:     FailAllow,
 		},
-		// Enforcement does not soften a failure: a policy that cannot be
-		// evaluated is handled by its failure mode alone.
-		"failure mode deny with enforcement audit": {
-			config:     "policies:\n  loop:\n    enforcement: audit\n",
+		// A warn or audit policy never rejects when it works, so by default
+		// it does not reject when it fails either...
+		"enforcement audit: failure mode allow by default": {
+			config:   "policies:\n  loop:\n    enforcement: audit\n",
+			allowed:  true,
+			warnings: []string{"loop: policy timed out; admitted by its failure mode (allow)"},
+			mode:     FailAllow,
+		},
+		// ...unless its failure mode says deny explicitly.
+		"enforcement audit with failure mode deny": {
+			config:     "policies:\n  loop:\n    enforcement: audit\n    failure_mode: deny\n",
 			allowed:    false,
 			violations: []Violation{{Policy: "loop", Enforcement: EnforceDeny, Message: "policy timed out; denied by its failure mode (deny)"}},
 			mode:       FailDeny,
@@ -939,19 +947,19 @@ func TestEvaluationErrors(t *testing.T) {
 	}{
 		"deny entry without msg, failure mode deny": {
 			body:       `deny contains {"message": input.request.object.metadata.name}`,
-			violations: []Violation{{Policy: "bad", Enforcement: EnforceDeny, Message: "policy could not be evaluated; denied by its failure mode (deny)"}},
+			violations: []Violation{{Policy: "bad", Enforcement: EnforceDeny, Message: "policy could not be evaluated: invalid_output at bad/bad.rego:5: a deny or warn entry is not an object with a string msg; denied by its failure mode (deny)"}},
 			errText:    `policy "bad" deny: entry 0 has no string msg`,
 		},
 		"deny entry without msg, failure mode allow": {
 			body:     `deny contains {"message": input.request.object.metadata.name}`,
 			config:   "policies:\n  bad:\n    failure_mode: allow\n",
 			allowed:  true,
-			warnings: []string{"bad: policy could not be evaluated; admitted by its failure mode (allow)"},
+			warnings: []string{"bad: policy could not be evaluated: invalid_output at bad/bad.rego:5: a deny or warn entry is not an object with a string msg; admitted by its failure mode (allow)"},
 			errText:  `policy "bad" deny: entry 0 has no string msg`,
 		},
 		"warn entry of the wrong type": {
 			body:       "deny contains {\"msg\": \"x\"} if false\n\nwarn contains 42",
-			violations: []Violation{{Policy: "bad", Enforcement: EnforceDeny, Message: "policy could not be evaluated; denied by its failure mode (deny)"}},
+			violations: []Violation{{Policy: "bad", Enforcement: EnforceDeny, Message: "policy could not be evaluated: invalid_output at bad/bad.rego:5: a deny or warn entry is not an object with a string msg; denied by its failure mode (deny)"}},
 			errText:    `policy "bad" warn: entry 0 is a json.Number, not an object with msg`,
 		},
 		"string entries are tolerated": {
@@ -960,7 +968,7 @@ func TestEvaluationErrors(t *testing.T) {
 		},
 		"runtime error (conflicting values)": {
 			body:       "deny contains {\"msg\": \"x\"} if false\n\nv := 1 if input.request.name\n\nv := 2 if input.request.name\n\ndeny contains {\"msg\": \"y\"} if v == 3",
-			violations: []Violation{{Policy: "bad", Enforcement: EnforceDeny, Message: "policy could not be evaluated; denied by its failure mode (deny)"}},
+			violations: []Violation{{Policy: "bad", Enforcement: EnforceDeny, Message: "policy could not be evaluated: eval_conflict_error at bad/bad.rego:11: rule data.portcullis.bad.v produced conflicting values; denied by its failure mode (deny)"}},
 			errText:    "evaluate policy \"bad\": bad/bad.rego:11: eval_conflict_error: rule data.portcullis.bad.v produced conflicting values",
 		},
 	}

@@ -169,6 +169,7 @@ func Load(ctx context.Context, src Source) (*Registry, error) {
 			rego.Compiler(compiler),
 			rego.Store(store),
 			rego.StoreReadAST(true),
+			rego.StrictBuiltinErrors(true), // a built-in error is a policy error, never an undefined rule that admits
 		).PrepareForEval(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("%w: prepare policy %q (%s:%d): %w", ErrLoad, p.ID, p.File, p.Row, err)
@@ -465,9 +466,12 @@ func newPolicy(id string, ann *ast.Annotations, loc *ast.Location, ps policySett
 	}
 	p.Enforcement = firstSet(ps.enforcement, enforcement, EnforceDeny)
 	// A validating policy that cannot be evaluated denies; a mutating one is
-	// skipped, since the validating webhook checks the final object anyway.
+	// skipped, since the validating webhook checks the final object anyway;
+	// a warn or audit policy, which never rejects when it works, does not
+	// reject when it fails either, unless its failure_mode says deny
+	// explicitly (policies/README.md, "Evaluation errors").
 	defaultFailure := FailDeny
-	if p.Kind == Mutating {
+	if p.Kind == Mutating || p.Enforcement != EnforceDeny {
 		defaultFailure = FailAllow
 	}
 	p.FailureMode = firstSet(ps.failureMode, failureMode, defaultFailure)
