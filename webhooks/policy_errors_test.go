@@ -69,4 +69,3 @@ func TestBuiltinErrorDeniesNamedAndCounted(t *testing.T) {
 	}
 	assertNoCanary(t, logs.All(), rec.Body.Bytes())
 }
-
