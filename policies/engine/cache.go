@@ -23,8 +23,8 @@ const (
 	DefaultCacheBytes   = 16 << 20
 )
 
-// cacheKey identifies everything the policies can read: the request except
-// its UID (the apiserver gives each call a new one; policies do not decide on
+// cacheKey identifies everything the policies can read: the namespace's
+// labels (input.namespace), the request except its UID (the apiserver gives each call a new one; policies do not decide on
 // it), the phase, the evaluation options and the policy set (each registry
 // has its own cache, so a reload starts empty). The request's small fields
 // are hashed as the API encodes them, so every field, present or future,
@@ -32,10 +32,10 @@ const (
 // the raw objects are hashed as received, length-prefixed.
 type cacheKey [sha256.Size]byte
 
-// small is smallRequestJSON(req). A RawExtension carrying a Go object instead
+// small is smallRequestJSON(req), nsJSON the namespace input (labels) or nil. A RawExtension carrying a Go object instead
 // of bytes (never the case for a request read from the wire) is not cached:
 // its bytes are not at hand.
-func requestKey(phase Phase, req *admissionv1.AdmissionRequest, small []byte, opts Options) (cacheKey, bool) {
+func requestKey(phase Phase, req *admissionv1.AdmissionRequest, small, nsJSON []byte, opts Options) (cacheKey, bool) {
 	for _, ext := range [...]*runtime.RawExtension{&req.Object, &req.OldObject, &req.Options} {
 		if ext.Raw == nil && ext.Object != nil {
 			return cacheKey{}, false
@@ -47,6 +47,7 @@ func requestKey(phase Phase, req *admissionv1.AdmissionRequest, small []byte, op
 	slices.Sort(ids)
 	writeField(h, []byte(strings.Join(ids, ",")))
 	writeField(h, small)
+	writeField(h, nsJSON)
 	for _, raw := range [...][]byte{req.Object.Raw, req.OldObject.Raw, req.Options.Raw} {
 		writeField(h, raw)
 	}

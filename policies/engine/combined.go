@@ -143,6 +143,9 @@ func (p *Policy) rules() []string {
 	if p.hasWarn {
 		out = append(out, ruleWarn)
 	}
+	if p.hasAudit {
+		out = append(out, ruleAudit)
+	}
 	if p.Kind == Mutating {
 		out = append(out, ruleMutate)
 	}

@@ -154,6 +154,22 @@ type Engine struct {
 	observer     Observer
 	cacheEntries int
 	cacheBytes   int64
+	namespaces   NamespaceLabeler
+}
+
+// NamespaceLabeler returns the labels of a namespace (the server: a
+// namespace informer; the CLI: --namespace-labels or the cluster). An error
+// (the namespace cannot be looked up) fails the evaluation: a decision is
+// never made on labels that could not be read.
+type NamespaceLabeler interface {
+	NamespaceLabels(ctx context.Context, namespace string) (map[string]string, error)
+}
+
+// WithNamespaceLabels makes the labels of the request's namespace visible to
+// policies as input.namespace ({"name": ..., "labels": {...}}) on every
+// namespaced request. They are part of the decision-cache key.
+func WithNamespaceLabels(l NamespaceLabeler) EngineOption {
+	return func(e *Engine) { e.namespaces = l }
 }
 
 // engineState is a registry and its decision cache: a reload replaces both,
@@ -233,10 +249,14 @@ func (e *Engine) Evaluate(ctx context.Context, phase Phase, req *admissionv1.Adm
 	if err != nil {
 		return nil, err
 	}
+	nsJSON, err := e.namespaceJSON(ctx, req.Namespace)
+	if err != nil {
+		return nil, err
+	}
 	var key cacheKey
 	useCache := false
 	if st.cache != nil {
-		key, useCache = requestKey(phase, req, small, opts)
+		key, useCache = requestKey(phase, req, small, nsJSON, opts)
 	}
 	if useCache {
 		cached, hit := st.cache.get(key)
@@ -247,7 +267,7 @@ func (e *Engine) Evaluate(ctx context.Context, phase Phase, req *admissionv1.Adm
 			return cached, nil
 		}
 	}
-	input, err := toInputFrom(req, small)
+	input, err := toInputFrom(req, small, nsJSON)
 	if err != nil {
 		return nil, err
 	}
@@ -258,6 +278,30 @@ func (e *Engine) Evaluate(ctx context.Context, phase Phase, req *admissionv1.Adm
 		st.cache.put(key, dec)
 	}
 	return dec, nil
+}
+
+// namespaceJSON is input.namespace encoded, or nil when there is none (no
+// labeler, or a cluster-scoped request).
+func (e *Engine) namespaceJSON(ctx context.Context, namespace string) ([]byte, error) {
+	if e.namespaces == nil || namespace == "" {
+		return nil, nil
+	}
+	labels, err := e.namespaces.NamespaceLabels(ctx, namespace)
+	if err != nil {
+		return nil, fmt.Errorf("labels of namespace %q: %w", namespace, err)
+	}
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	// encoding/json sorts map keys: equal labels encode (and hash) equally.
+	b, err := json.Marshal(struct {
+		Name   string            `json:"name"`
+		Labels map[string]string `json:"labels"`
+	}{namespace, labels})
+	if err != nil {
+		return nil, fmt.Errorf("encode namespace %q: %w", namespace, err)
+	}
+	return b, nil
 }
 
 // evaluate runs the selected policies on input into dec, in ID order. They
@@ -383,8 +427,8 @@ func (r *Registry) selectPolicies(phase Phase, resource, subResource string, opt
 
 // policyResult is a policy's decoded output.
 type policyResult struct {
-	deny, warn []entry
-	edits      []edit
+	deny, warn, audit []entry
+	edits             []edit
 }
 
 type entry struct {
@@ -420,6 +464,10 @@ func (p *Policy) decode(binding func(rule string) (any, bool)) (*policyResult, e
 	warn, _ := binding(ruleWarn)
 	if res.warn, err = decodeEntries(warn); err != nil {
 		return nil, fmt.Errorf("%w: policy %q %s: %w", errInvalidOutput, p.ID, ruleWarn, err)
+	}
+	audit, _ := binding(ruleAudit)
+	if res.audit, err = decodeEntries(audit); err != nil {
+		return nil, fmt.Errorf("policy %q %s: %w", p.ID, ruleAudit, err)
 	}
 	if raw, ok := binding(ruleMutate); ok {
 		if res.edits, err = decodeEdits(raw); err != nil {
@@ -491,6 +539,15 @@ func (d *Decision) record(p *Policy, res *policyResult) string {
 		d.Warnings = append(d.Warnings, p.ID+": "+en.msg)
 		if outcome == "" {
 			outcome = OutcomeWarned
+		}
+	}
+	// audit entries are violations recorded for the audit trail (the
+	// audited-by annotation, reports) whatever the policy's enforcement:
+	// they never reject and never warn.
+	for _, en := range res.audit {
+		d.Violations = append(d.Violations, Violation{Policy: p.ID, Enforcement: EnforceAudit, Message: en.msg, Details: en.details})
+		if outcome == "" {
+			outcome = OutcomeAudited
 		}
 	}
 	return outcome

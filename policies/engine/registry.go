@@ -33,6 +33,7 @@ const (
 	configKey     = "config"
 	ruleDeny      = "deny"
 	ruleWarn      = "warn"
+	ruleAudit     = "audit"
 	ruleMutate    = "mutate"
 	testFileExt   = "_test.rego"
 	regoFileExt   = ".rego"
@@ -61,7 +62,7 @@ type Policy struct {
 	File string
 	Row  int
 
-	hasWarn, hasDeny bool
+	hasWarn, hasDeny, hasAudit bool
 	combinable       bool // see combinable
 	query            rego.PreparedEvalQuery
 }
@@ -355,6 +356,7 @@ func discover(modules map[string]*ast.Module, compiler *ast.Compiler, st setting
 		}
 		p.hasDeny = len(compiler.GetRulesExact(ruleRef(id, ruleDeny))) > 0
 		p.hasWarn = len(compiler.GetRulesExact(ruleRef(id, ruleWarn))) > 0
+		p.hasAudit = len(compiler.GetRulesExact(ruleRef(id, ruleAudit))) > 0
 		hasMutate := len(compiler.GetRulesExact(ruleRef(id, ruleMutate))) > 0
 		switch {
 		case p.Kind == Validating && !p.hasDeny:

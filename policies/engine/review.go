@@ -17,6 +17,7 @@ var (
 	termAPIVersion   = ast.StringTerm("apiVersion")
 	termKind         = ast.StringTerm("kind")
 	termRequest      = ast.StringTerm("request")
+	termNamespace    = ast.StringTerm("namespace")
 	termReviewAPI    = ast.StringTerm("admission.k8s.io/v1")
 	termReviewKind   = ast.StringTerm("AdmissionReview")
 	termUID          = ast.StringTerm("uid")
@@ -40,7 +41,7 @@ func toInput(req *admissionv1.AdmissionRequest) (ast.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	return toInputFrom(req, small)
+	return toInputFrom(req, small, nil)
 }
 
 // smallRequestJSON encodes the request without its UID and raw members: the
@@ -56,8 +57,9 @@ func smallRequestJSON(req *admissionv1.AdmissionRequest) ([]byte, error) {
 	return b, nil
 }
 
-// toInputFrom is toInput with the request's smallRequestJSON already encoded.
-func toInputFrom(req *admissionv1.AdmissionRequest, small []byte) (ast.Value, error) {
+// toInputFrom is toInput with the request's smallRequestJSON already encoded;
+// nsJSON, when not nil, becomes input.namespace (see WithNamespaceLabels).
+func toInputFrom(req *admissionv1.AdmissionRequest, small, nsJSON []byte) (ast.Value, error) {
 	v, err := parseJSONValue(small)
 	if err != nil {
 		return nil, fmt.Errorf("%w: convert request: %w", ErrBadRequest, err)
@@ -83,7 +85,15 @@ func toInputFrom(req *admissionv1.AdmissionRequest, small []byte) (ast.Value, er
 		}
 		reqObj.Insert(rawMembers[i], ast.NewTerm(val))
 	}
-	return reviewInput(reqObj), nil
+	input := reviewInput(reqObj)
+	if nsJSON != nil {
+		ns, err := parseJSONValue(nsJSON)
+		if err != nil {
+			return nil, fmt.Errorf("%w: convert namespace: %w", ErrBadRequest, err)
+		}
+		input.(ast.Object).Insert(termNamespace, ast.NewTerm(ns))
+	}
+	return input, nil
 }
 
 // withObject returns a copy of input (from toInput) whose request.object is
@@ -97,7 +107,11 @@ func withObject(input ast.Value, obj ast.Value) ast.Value {
 		}
 		pairs = append(pairs, [2]*ast.Term{k, v})
 	})
-	return reviewInput(ast.NewObject(pairs...))
+	out := reviewInput(ast.NewObject(pairs...))
+	if ns := input.(ast.Object).Get(termNamespace); ns != nil {
+		out.(ast.Object).Insert(termNamespace, ns)
+	}
+	return out
 }
 
 func reviewInput(reqObj ast.Object) ast.Value {

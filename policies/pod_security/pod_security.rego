@@ -14,7 +14,8 @@
 #
 #   Reads: the pod (Pod, pods/ephemeralcontainers) or pod template (workload
 #   kinds), input.request.{operation,subResource,namespace,userInfo.username},
-#   input.request.oldObject on Pod updates, and policies.pod_security config.
+#   input.request.oldObject on Pod updates, input.namespace.labels (the Pod
+#   Security Admission labels), and policies.pod_security config.
 # custom:
 #   kind: validating
 #   enforcement: deny
@@ -62,17 +63,24 @@ request_namespace := ns if {
 	ns != null
 } else := ""
 
-# level is the level enforced on this request: an exact namespace_levels key
-# wins; otherwise, of the glob patterns matching the namespace, the strictest
-# level (so overlapping patterns resolve the same way whatever their order);
-# otherwise the default level. An unknown level fails closed: it is enforced
-# as restricted (and reported as a warning, see warn below).
-level := _normalized(configured_level) if {
+# config_level is the level the configuration gives this request: an exact
+# namespace_levels key wins; otherwise, of the glob patterns matching the
+# namespace, the strictest level (so overlapping patterns resolve the same way
+# whatever their order); otherwise the default level. An unknown level fails
+# closed: it is enforced as restricted (and reported as a warning, see warn
+# below).
+config_level := _normalized(configured_level) if {
 	count(namespace_levels) == 0
 } else := _normalized(namespace_levels[request_namespace]) if {
 	request_namespace != ""
 	namespace_levels[request_namespace]
 } else := max_level if {
+	some max_level in namespace_level_match
+} else := _normalized(configured_level)
+
+# namespace_level_match holds the strictest namespace_levels glob level
+# matching the namespace (empty when none matches).
+namespace_level_match contains max_level if {
 	request_namespace != ""
 	ranks := {level_rank[_normalized(l)] |
 		some pattern, l in namespace_levels
@@ -81,7 +89,90 @@ level := _normalized(configured_level) if {
 	count(ranks) > 0
 	some max_level, rank in level_rank
 	rank == max(ranks)
-} else := _normalized(configured_level)
+}
+
+# namespace_configured: namespace_levels names this namespace (exactly or by
+# a glob).
+namespace_configured if {
+	request_namespace != ""
+	namespace_levels[request_namespace]
+}
+
+namespace_configured if count(namespace_level_match) > 0
+
+# ---------------------------------------------------------------------------
+# Pod Security Admission namespace labels (input.namespace.labels), read as
+# upstream's api.PolicyToEvaluate does: the enforce label picks the enforced
+# level (an invalid value enforces restricted); the warn and audit labels add
+# warnings and audit entries at their own levels (an invalid value switches
+# them off); an enforce label stricter than the warn level raises the warn
+# level to it. label_precedence decides between the enforce label and
+# namespace_levels: labels (default, like PSA: the label wins), config (a
+# namespace_levels entry wins) or ignore (labels are not read).
+
+label_precedence := object.get(settings, "label_precedence", "labels")
+
+psa_labels := l if {
+	label_precedence != "ignore"
+	l := input.namespace.labels
+	is_object(l)
+} else := {}
+
+psa_prefix := "pod-security.kubernetes.io/"
+
+# _label_level(mode) is the mode's label level, or undefined when absent.
+_label_level(mode) := l if {
+	l := psa_labels[concat("", [psa_prefix, mode])]
+	level_rank[l]
+} else := "invalid" if psa_labels[concat("", [psa_prefix, mode])]
+
+# _label_version(mode) is the mode's version label when valid ("latest" or
+# v1.<n>), else "latest" (as upstream's ParseVersion).
+_label_version(mode) := v if {
+	v := psa_labels[concat("", [psa_prefix, mode, "-version"])]
+	regex.match(`^v1\.([0-9]|[1-9][0-9]*)$`, v)
+} else := "latest"
+
+enforce_label := _label_level("enforce")
+
+# level is the level enforced on this request.
+level := config_level if {
+	not enforce_label
+} else := config_level if {
+	label_precedence == "config"
+	namespace_configured
+} else := "restricted" if {
+	enforce_label == "invalid"
+} else := enforce_label
+
+# enforce_version names the enforced level in messages ("restricted:latest").
+enforce_version := _label_version("enforce")
+
+# warn_level and audit_level: privileged (nothing) unless labelled.
+warn_level := "privileged" if {
+	_label_level("warn") == "invalid"
+} else := l if {
+	l := _label_level("warn")
+} else := l if {
+	l := enforce_label
+	l != "invalid"
+	l != "privileged"
+} else := "privileged"
+
+warn_version := _label_version("warn") if {
+	_label_level("warn")
+} else := _label_version("warn") if {
+	psa_labels[concat("", [psa_prefix, "warn-version"])]
+} else := enforce_version if {
+	enforce_label
+} else := "latest"
+
+audit_level := l if {
+	l := _label_level("audit")
+	l != "invalid"
+} else := "privileged"
+
+audit_version := _label_version("audit")
 
 _normalized(l) := l if level_rank[l]
 
@@ -179,10 +270,15 @@ exempt if {
 	runtime_class in object.get(exemptions, "runtime_classes", [])
 }
 
-applies if {
+# checks_apply: the request is one the checks look at, at some level.
+checks_apply if {
 	operation in {"CREATE", "UPDATE"}
 	evaluated
 	not exempt
+}
+
+applies if {
+	checks_apply
 	level != "privileged"
 }
 
@@ -272,6 +368,39 @@ warn contains {"msg": sprintf("unknown level %q in configuration, enforcing \"re
 	applies
 	some l in invalid_levels
 }
+
+# The warn label: upstream's warning, only on a request the enforced level
+# admits ("would violate PodSecurity "baseline:latest": <details>").
+warn contains {"msg": sprintf("would violate PodSecurity %q: %s", [concat(":", [warn_level, warn_version]), _details(vs)])} if {
+	checks_apply
+	warn_level != "privileged"
+	count(violations) == 0
+	vs := _violations_at(warn_level)
+	count(vs) > 0
+}
+
+# The audit label: upstream's audit-violations annotation, as an audit entry
+# (the audited-by annotation, the decision log and reports carry it).
+audit contains {"msg": sprintf("would violate PodSecurity %q: %s", [concat(":", [audit_level, audit_version]), _details(vs)])} if {
+	checks_apply
+	audit_level != "privileged"
+	vs := _violations_at(audit_level)
+	count(vs) > 0
+}
+
+# _violations_at(l) are the violations at level l (violations is the
+# enforced level's, computed once).
+_violations_at(l) := violations if {
+	l == level
+	applies
+} else := {v |
+	some id in active_checks[l]
+	v := {"msg": _message(result[id]), "check": id, "level": checks[id].level}
+}
+
+# _details joins violation messages in upstream's order (baseline checks,
+# then restricted checks, each by ID), as its ForbiddenDetail.
+_details(vs) := concat(", ", [x[2] | some x in sort([[v.level, v.check, v.msg] | some v in vs])])
 
 # ---------------------------------------------------------------------------
 # Helpers shared by the checks.

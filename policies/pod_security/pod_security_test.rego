@@ -127,6 +127,87 @@ test_namespace_level_exact_name_beats_globs if {
 }
 
 # ---------------------------------------------------------------------------
+# Pod Security Admission namespace labels (input.namespace.labels). Whole
+# decisions are compared with upstream by TestPodSecurityOracleNamespaceLabels;
+# these pin precedence against namespace_levels and the message shapes.
+
+labelled(ns, labels, settings, spec) := r if {
+	req := object.union(
+		json.patch(pod_review(spec), [{"op": "replace", "path": "/request/namespace", "value": ns}]),
+		{"namespace": {"name": ns, "labels": labels}},
+	)
+	r := {
+		"deny": checks_of(pod_security.deny),
+		"warn": pod_security.warn,
+		"audit": pod_security.audit,
+	} with input as req
+		with data.portcullis.config as config(settings)
+}
+
+psa(mode, value) := {concat("", ["pod-security.kubernetes.io/", mode]): value}
+
+restricted_checks := {"allowPrivilegeEscalation", "capabilities_restricted", "runAsNonRoot", "seccompProfile_restricted"}
+
+test_enforce_label_picks_level if {
+	labelled("default", psa("enforce", "restricted"), {"level": "baseline"}, baseline_spec).deny == restricted_checks
+	labelled("default", psa("enforce", "baseline"), {"level": "restricted"}, baseline_spec).deny == set()
+	labelled("default", psa("enforce", "privileged"), {}, privileged_spec).deny == set()
+}
+
+test_invalid_enforce_label_enforces_restricted if {
+	labelled("default", psa("enforce", "Baseline"), {"level": "baseline"}, baseline_spec).deny == restricted_checks
+}
+
+test_enforce_label_beats_namespace_levels_by_default if {
+	labelled("secure", psa("enforce", "baseline"), namespace_settings, baseline_spec).deny == set()
+	labelled("team-a", psa("enforce", "restricted"), namespace_settings, baseline_spec).deny == restricted_checks
+}
+
+test_label_precedence_config if {
+	settings := object.union(namespace_settings, {"label_precedence": "config"})
+
+	# secure is in namespace_levels (restricted): its entry wins over the label.
+	labelled("secure", psa("enforce", "baseline"), settings, baseline_spec).deny == restricted_checks
+
+	# other is not: the label still beats the default level (baseline).
+	labelled("other", psa("enforce", "restricted"), settings, baseline_spec).deny == restricted_checks
+}
+
+test_label_precedence_ignore if {
+	settings := {"level": "baseline", "label_precedence": "ignore"}
+	r := labelled("default", object.union(psa("enforce", "restricted"), psa("audit", "restricted")), settings, baseline_spec)
+	r == {"deny": set(), "warn": set(), "audit": set()}
+}
+
+test_warn_label_warns_only_when_admitted if {
+	r := labelled("default", psa("warn", "restricted"), {"level": "baseline"}, baseline_spec)
+	r.deny == set()
+	r.warn == {{"msg": `would violate PodSecurity "restricted:latest": allowPrivilegeEscalation != false (container "app" must set securityContext.allowPrivilegeEscalation=false), unrestricted capabilities (container "app" must set securityContext.capabilities.drop=["ALL"]), runAsNonRoot != true (pod or container "app" must set securityContext.runAsNonRoot=true), seccompProfile (pod or container "app" must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")`}}
+	denied := labelled("default", psa("warn", "restricted"), {"level": "baseline"}, privileged_spec)
+	denied.deny == {"privileged"}
+	denied.warn == set()
+}
+
+# The warn level follows an enforce label (with its version); it shows when
+# namespace_levels overrides the enforced level (label_precedence: config).
+test_enforce_label_raises_warn_level_with_its_version if {
+	labels := object.union(psa("enforce", "baseline"), psa("enforce-version", "v1.37"))
+	settings := {"level": "baseline", "namespace_levels": {"legacy": "privileged"}, "label_precedence": "config"}
+	r := labelled("legacy", labels, settings, privileged_spec)
+	r.deny == set()
+	r.warn == {{"msg": `would violate PodSecurity "baseline:v1.37": privileged (container "app" must not set securityContext.privileged=true)`}}
+	labelled("legacy", object.union(labels, psa("warn", "privileged")), settings, privileged_spec).warn == set()
+}
+
+test_audit_label_audits_even_when_denied if {
+	labels := object.union(psa("audit", "baseline"), psa("audit-version", "v1.37"))
+	r := labelled("default", labels, {"level": "baseline"}, privileged_spec)
+	r.deny == {"privileged"}
+	r.audit == {{"msg": `would violate PodSecurity "baseline:v1.37": privileged (container "app" must not set securityContext.privileged=true)`}}
+	labelled("default", psa("audit", "bogus"), {"level": "baseline"}, privileged_spec).audit == set()
+}
+
+# ---------------------------------------------------------------------------
 # Exemptions.
 
 exemption_settings := {"exemptions": {
