@@ -63,8 +63,8 @@ type Policy struct {
 	Row  int
 
 	hasWarn, hasDeny, hasAudit bool
-	combinable       bool // see combinable
-	query            rego.PreparedEvalQuery
+	combinable                 bool // see combinable
+	query                      rego.PreparedEvalQuery
 }
 
 // AppliesTo reports whether the policy's resource filter admits resource
