@@ -180,6 +180,14 @@ func benchWebhook(eng Evaluator, phase engine.Phase) *Webhook {
 	log := zap.New(zapcore.NewCore(enc, zapcore.AddSync(io.Discard), zapcore.InfoLevel))
 	wh := webhook(eng, phase, log, nil)
 	wh.Handler.(*Handler).Timeout = 0 // the deadline is the benchmark's, not the handler's
+	a, err := NewAdmission(AdmissionOptions{
+		LargeRequestBytes: DefaultLargeRequestBytes, SmallEvaluations: 8, LargeEvaluations: 1,
+		SmallBytes: DefaultSmallBytesInFlight, LargeBytes: DefaultLargeBytesInFlight,
+	})
+	if err != nil {
+		panic(err)
+	}
+	wh.Admission = a // serve's lanes, so their cost is measured too
 	return wh
 }
 

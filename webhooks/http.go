@@ -42,8 +42,14 @@ type Webhook struct {
 	// Phase labels metrics.
 	Phase string
 	// Limiter, if set, caps concurrent evaluations (shared by all paths);
-	// a request that gets no slot in time is answered 429.
+	// a request that gets no slot in time is answered 429. Admission, when
+	// set, replaces it.
 	Limiter *Limiter
+	// Admission, if set, sorts requests into lanes by body size, each with
+	// a byte budget taken before the body is read and its own evaluation
+	// slots (shared by all paths); a request that gets neither in time is
+	// answered 429.
+	Admission *Admission
 }
 
 // ServeHTTP implements http.Handler.
@@ -60,14 +66,52 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if limit <= 0 {
 		limit = DefaultMaxBodyBytes
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			wh.fail(w, "", http.StatusRequestEntityTooLarge, fmt.Errorf("request body exceeds %d bytes", limit))
+	tooLarge := func() {
+		wh.fail(w, "", http.StatusRequestEntityTooLarge, fmt.Errorf("request body exceeds %d bytes", limit))
+	}
+	if r.ContentLength > limit {
+		tooLarge() // refused before a byte of it is read
+		return
+	}
+	// One wait for bytes and slot together: at most the queue wait, and a
+	// quarter of the apiserver's own timeout.
+	wait := DefaultQueueWait
+	if wh.Admission != nil {
+		wait = wh.Admission.wait
+	} else if wh.Limiter != nil {
+		wait = wh.Limiter.wait
+	}
+	if budget, _ := time.ParseDuration(r.URL.Query().Get("timeout")); budget > 0 && budget/4 < wait {
+		wait = budget / 4
+	}
+	deadline := time.Now().Add(wait)
+	slots := wh.Limiter
+	lane := ""
+	bodyReader := io.Reader(r.Body)
+	if wh.Admission != nil {
+		l := wh.Admission.Lane(r.ContentLength)
+		lane, slots = l.Name(), l.Slots()
+		ticket, err := l.Reserve(r.Context(), r.ContentLength, deadline)
+		if err != nil {
+			wh.overloaded(w, "", lane, "bytes", err)
 			return
 		}
-		wh.fail(w, "", http.StatusBadRequest, fmt.Errorf("read body: %w", err))
+		defer ticket.Release()
+		if r.ContentLength < 0 {
+			bodyReader = ticket.Reader(r.Body)
+		}
+	}
+	body, err := readBody(http.MaxBytesReader(w, io.NopCloser(bodyReader), limit), r.ContentLength)
+	if err != nil {
+		var maxErr *http.MaxBytesError
+		switch {
+		case errors.As(err, &maxErr):
+			tooLarge()
+		case errors.Is(err, ErrBodyBudget):
+			wh.overloaded(w, "", lane, "bytes", err)
+		default:
+			wh.fail(w, "", http.StatusBadRequest, fmt.Errorf("read body: %w", err))
+		}
 		return
 	}
 	review, err := DecodeReview(body)
@@ -80,13 +124,10 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := admission.Request{AdmissionRequest: *review.Request}
-	if wh.Limiter != nil {
-		// Wait for a slot at most a quarter of the apiserver's own timeout.
-		budget, _ := time.ParseDuration(r.URL.Query().Get("timeout"))
-		release, err := wh.Limiter.Acquire(r.Context(), budget/4)
+	if slots != nil {
+		release, err := slots.Acquire(r.Context(), max(time.Until(deadline).Round(time.Millisecond), time.Nanosecond))
 		if err != nil {
-			w.Header().Set("Retry-After", "1")
-			wh.fail(w, req.UID, http.StatusTooManyRequests, err)
+			wh.overloaded(w, req.UID, lane, "slots", err)
 			return
 		}
 		defer release()
@@ -101,6 +142,27 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeReview(w, http.StatusOK, &resp.AdmissionResponse)
+}
+
+// readBody reads the whole body; with a known length into one buffer of
+// that size (io.ReadAll would grow by doubling, up to twice the garbage).
+func readBody(r io.Reader, contentLength int64) ([]byte, error) {
+	if contentLength < 0 {
+		return io.ReadAll(r)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, contentLength+bytes.MinRead))
+	_, err := buf.ReadFrom(r)
+	return buf.Bytes(), err
+}
+
+// overloaded answers 429 with Retry-After and counts the refusal by lane and
+// by what was missing (bytes or slots).
+func (wh *Webhook) overloaded(w http.ResponseWriter, uid types.UID, lane, reason string, err error) {
+	if wh.Metrics != nil && lane != "" {
+		wh.Metrics.Overload.WithLabelValues(lane, reason).Inc()
+	}
+	w.Header().Set("Retry-After", "1")
+	wh.fail(w, uid, http.StatusTooManyRequests, err)
 }
 
 // handle calls the handler, turning a panic into a flag (logged with the

@@ -29,6 +29,9 @@ type Metrics struct {
 	Reloads *prometheus.CounterVec
 	// PoliciesLoaded is the number of policies in the serving registry.
 	PoliciesLoaded prometheus.Gauge
+	// Overload counts requests refused 429 by admission lane and by what
+	// they did not get in time (bytes, slots).
+	Overload *prometheus.CounterVec
 	// DecisionCache counts decision-cache lookups by phase and result (hit, miss).
 	DecisionCache *prometheus.CounterVec
 	// PolicyErrors counts policies that could not be evaluated, by policy
@@ -76,6 +79,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "portcullis_policies_loaded",
 			Help: "Policies in the serving policy set.",
 		}),
+		Overload: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_admission_overload_rejections_total",
+			Help: "Requests answered 429 by admission lane (small, large) and by what they did not get in time: bytes (the lane's budget of body bytes in flight) or slots (evaluation slots).",
+		}, []string{"lane", "reason"}),
 		DecisionCache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portcullis_decision_cache_requests_total",
 			Help: "Decision-cache lookups by phase and result (hit, miss). A hit skips policy evaluation: per-policy metrics count only evaluations.",
@@ -85,7 +92,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Policies that could not be evaluated, by policy and error code (OPA's, e.g. eval_builtin_error, or timeout, not_evaluated, invalid_output, invalid_edit); the failure mode decided the request.",
 		}, []string{"policy", "code"}),
 	}
-	for _, c := range []prometheus.Collector{m.PolicyErrors, m.PolicyEvaluations, m.PolicyDuration, m.Requests, m.RequestDuration, m.BadRequests, m.Panics, m.Reloads, m.PoliciesLoaded, m.DecisionCache} {
+	for _, c := range []prometheus.Collector{m.PolicyErrors, m.PolicyEvaluations, m.PolicyDuration, m.Requests, m.RequestDuration, m.BadRequests, m.Panics, m.Reloads, m.PoliciesLoaded, m.DecisionCache, m.Overload} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+	"golang.org/x/net/netutil"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 )
 
@@ -49,6 +50,11 @@ type ServerOptions struct {
 	ShutdownTimeout time.Duration
 	// ReadHeaderTimeout and ReadTimeout bound slow clients.
 	ReadHeaderTimeout, ReadTimeout time.Duration
+	// MaxConnections caps the open connections of the TLS listener (0: no
+	// cap); past it new connections wait in the kernel's accept queue until
+	// one closes. Each connection costs buffers and a goroutine whatever it
+	// sends.
+	MaxConnections int
 	// EnableHTTP2 turns on HTTP/2 (off by default: the apiserver speaks
 	// HTTP/1.1 and HTTP/2 brings the rapid-reset class of attacks).
 	EnableHTTP2 bool
@@ -176,6 +182,9 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("listen %s: %w", s.opts.Addr, err)
 	}
 	s.addr.Store(ln.Addr())
+	if s.opts.MaxConnections > 0 {
+		ln = netutil.LimitListener(ln, s.opts.MaxConnections)
+	}
 
 	srv := &http.Server{
 		Handler:           s.mux,

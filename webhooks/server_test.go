@@ -647,3 +647,53 @@ func TestServerStartErrors(t *testing.T) {
 		t.Error("ready without serving")
 	}
 }
+
+// Past MaxConnections a new connection is not served (its TLS handshake
+// waits) until an open one closes; then it is.
+func TestServerConnectionCap(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, ServerOptions{MaxConnections: 2}, nil, nil)
+	dial := func() (*tls.Conn, error) {
+		raw, err := net.Dial("tcp", ts.srv.Addr().String())
+		if err != nil {
+			return nil, err
+		}
+		conn := tls.Client(raw, &tls.Config{RootCAs: ts.roots, ServerName: "127.0.0.1"})
+		_ = conn.SetDeadline(time.Now().Add(300 * time.Millisecond))
+		if err := conn.Handshake(); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		_ = conn.SetDeadline(time.Time{})
+		return conn, nil
+	}
+	var open []*tls.Conn
+	for i := range 2 {
+		c, err := dial()
+		if err != nil {
+			t.Fatalf("connection %d under the cap: %v", i, err)
+		}
+		open = append(open, c)
+	}
+	// The third handshake gets no answer while two connections are open.
+	if c, err := dial(); err == nil {
+		c.Close()
+		t.Fatal("a third connection was served past a cap of 2")
+	} else if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+		t.Fatalf("third connection: %v, want a handshake timeout", err)
+	}
+	open[0].Close()
+	// The slot frees once the server sees the close; retry briefly.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := dial()
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no connection served after one closed: %v", err)
+		}
+	}
+	open[1].Close()
+}

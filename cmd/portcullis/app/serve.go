@@ -152,6 +152,9 @@ func (o *ServeOptions) Validate() error {
 	if o.MaxBodyBytes <= 0 {
 		return errors.New("--max-body-bytes must be positive")
 	}
+	if err := o.Perf.validateBodies(o.MaxBodyBytes); err != nil {
+		return err
+	}
 	if o.ClientCN != "" && o.ClientCAFile == "" {
 		return errors.New("--client-cn needs --client-ca")
 	}
@@ -316,11 +319,15 @@ func (o *ServeOptions) Run(ctx context.Context, streams IO) error {
 		ReadHeaderTimeout: o.ReadHeaderTimeout,
 		ReadTimeout:       o.ReadTimeout,
 		EnableHTTP2:       o.EnableHTTP2,
+		MaxConnections:    o.Perf.MaxConnections,
 	}, log, promReg, nil)
-	limiter := o.Perf.limiter() // one cap across both paths
+	lanes, err := o.Perf.admission() // one set of lanes across both paths
+	if err != nil {
+		return usageError(err)
+	}
 	for path, phase := range map[string]engine.Phase{webhooks.PathValidate: engine.Validating, webhooks.PathMutate: engine.Mutating} {
 		srv.Handle(path, &webhooks.Webhook{
-			Limiter:      limiter,
+			Admission:    lanes,
 			Handler:      &webhooks.Handler{Engine: eng, Phase: phase, Timeout: o.EvalTimeout, Log: log.Named("decision"), Metrics: metrics},
 			MaxBodyBytes: o.MaxBodyBytes,
 			Log:          log.Named("webhook"),

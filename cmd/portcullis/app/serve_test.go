@@ -40,6 +40,11 @@ func TestServeFlags(t *testing.T) {
 		{"namespace in file mode", []string{"--cert-secret-namespace=portcullis-system"}, "--cert-secret-namespace needs --cert-mode=self-signed"},
 		{"kubeconfig in file mode", []string{"--kubeconfig=/kube/config"}, "--kubeconfig needs --cert-mode=self-signed"},
 		{"service in file mode", []string{"--cert-mode=file", "--service-name=webhook"}, "--service-name needs --cert-mode=self-signed"},
+		{"lanes", []string{"--large-request-bytes=65536", "--max-concurrent-large-evaluations=2", "--small-bytes-in-flight=1048576", "--large-bytes-in-flight=4194304", "--max-connections=64"}, ""},
+		{"negative connections", []string{"--max-connections=-1"}, "--max-connections must not be negative"},
+		{"zero large threshold", []string{"--large-request-bytes=0"}, "--large-request-bytes must be positive"},
+		{"small budget below the threshold", []string{"--small-bytes-in-flight=1000"}, "--small-bytes-in-flight must be at least --large-request-bytes"},
+		{"large budget below the body limit", []string{"--large-bytes-in-flight=1000"}, "--large-bytes-in-flight (1000) must be at least --max-body-bytes (3145728)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
