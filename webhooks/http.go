@@ -74,7 +74,8 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// One wait for bytes and slot together: at most the queue wait, and a
-	// quarter of the apiserver's own timeout.
+	// quarter of the apiserver's own timeout. (A chunked body's later steps
+	// may wait until the deadline too.)
 	wait := DefaultQueueWait
 	if wh.Admission != nil {
 		wait = wh.Admission.wait
@@ -84,7 +85,9 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if budget, _ := time.ParseDuration(r.URL.Query().Get("timeout")); budget > 0 && budget/4 < wait {
 		wait = budget / 4
 	}
-	deadline := time.Now().Add(wait)
+	start := time.Now()
+	deadline := start.Add(wait)
+	slotWait := wait // less what the bytes took; reading and decoding are not waiting
 	slots := wh.Limiter
 	lane := ""
 	bodyReader := io.Reader(r.Body)
@@ -97,6 +100,7 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer ticket.Release()
+		slotWait -= time.Since(start).Round(time.Millisecond)
 		if r.ContentLength < 0 {
 			bodyReader = ticket.Reader(r.Body)
 		}
@@ -125,7 +129,7 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	req := admission.Request{AdmissionRequest: *review.Request}
 	if slots != nil {
-		release, err := slots.Acquire(r.Context(), max(time.Until(deadline).Round(time.Millisecond), time.Nanosecond))
+		release, err := slots.Acquire(r.Context(), max(slotWait, time.Nanosecond))
 		if err != nil {
 			wh.overloaded(w, req.UID, lane, "slots", err)
 			return
