@@ -139,7 +139,15 @@ func Load(ctx context.Context, src Source) (*Registry, error) {
 	if err := duplicatePolicies(modules); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrLoad, err)
 	}
+	sandbox, err := NewSandbox(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: config: %w", ErrLoad, err)
+	}
+	if err := sandbox.Check(modules); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrLoad, err)
+	}
 	compiler := ast.NewCompiler().WithEnablePrintStatements(false).
+		WithCapabilities(sandbox.Capabilities()).
 		WithBuiltins(map[string]*ast.Builtin{progressBuiltin: {Name: progressBuiltin, Decl: progressDecl.Decl}})
 	compiler.Compile(modules)
 	if compiler.Failed() {

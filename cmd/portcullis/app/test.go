@@ -80,6 +80,15 @@ func (o *TestOptions) Run(ctx context.Context, streams IO) error {
 	if err != nil {
 		return usageError(err)
 	}
+	// The same sandbox as serve and validate: the tests run the policies
+	// with the built-ins the configuration allows, and no others.
+	sandbox, err := o.sandbox()
+	if err != nil {
+		return usageError(err)
+	}
+	if err := sandbox.Check(modules); err != nil {
+		return usageError(err)
+	}
 	store := inmem.New()
 	txn, err := store.NewTransaction(ctx)
 	if err != nil {
@@ -87,7 +96,7 @@ func (o *TestOptions) Run(ctx context.Context, streams IO) error {
 	}
 	defer store.Abort(ctx, txn)
 	runner := tester.NewRunner().
-		SetCompiler(ast.NewCompiler().WithEnablePrintStatements(true)).
+		SetCompiler(ast.NewCompiler().WithEnablePrintStatements(true).WithCapabilities(sandbox.Capabilities())).
 		SetStore(store).
 		SetModules(modules).
 		SetTimeout(o.Timeout).
@@ -124,4 +133,18 @@ func (o *TestOptions) Run(ctx context.Context, streams IO) error {
 		return &exitError{code: ExitDenied}
 	}
 	return nil
+}
+
+// sandbox is the policy sandbox under the configuration serve would merge
+// for this directory (embedded defaults, then DIR/config.yaml).
+func (o *TestOptions) sandbox() (*engine.Sandbox, error) {
+	src, err := (&PolicySourceOptions{PoliciesDir: o.Dir}).Source()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := engine.MergeConfig(src.Configs...)
+	if err != nil {
+		return nil, err
+	}
+	return engine.NewSandbox(cfg)
 }
