@@ -211,7 +211,11 @@ func TestServeGracefulShutdown(t *testing.T) {
 	o.EvalTimeout = 60 * time.Second
 	const delay = 500 * time.Millisecond
 	o.ShutdownDelay = delay
-	s := startServe(t, o, writePolicies(t, map[string]string{"slow/slow.rego": slowPolicy(backend.URL)}))
+	s := startServe(t, o, writePolicies(t, map[string]string{
+		"slow/slow.rego": slowPolicy(backend.URL),
+		// The sandbox refuses http.send unless the operator allows it.
+		"config.yaml": "sandbox:\n  allow_builtins: [http.send]\n",
+	}))
 
 	if code, body := s.readyz(); code != 200 || body != "ok" {
 		t.Fatalf("readyz before shutdown: %d %q", code, body)
