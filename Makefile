@@ -54,7 +54,7 @@ soak: ## One server, SOAK_DURATION (10m) at 500 requests/s of mixed bodies on lo
 	bin/bench-load soak -portcullis bin/portcullis -duration $(SOAK_DURATION) $(SOAK_FLAGS)
 
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s)
-	@for t in FuzzDecodeReview:./webhooks FuzzServeHTTP:./webhooks FuzzReadDocuments:./cmd/portcullis/app \
+	@for t in FuzzDecodeReview:./webhooks FuzzServeHTTP:./webhooks FuzzParse:./cmd/portcullis/internal/input \
 		FuzzParseJSONValue:./policies/engine FuzzMutationIdempotent:./policies/mutations; do \
 		name=$${t%%:*}; pkg=$${t##*:}; \
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $${FUZZTIME:-30s} $$pkg || exit 1; \

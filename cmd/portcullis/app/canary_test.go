@@ -13,6 +13,8 @@ import (
 
 	authnv1 "k8s.io/api/authentication/v1"
 
+	"github.com/portcullis/portcullis/cmd/portcullis/internal/input"
+	"github.com/portcullis/portcullis/cmd/portcullis/internal/review"
 	"github.com/portcullis/portcullis/policies/engine"
 	"github.com/portcullis/portcullis/webhooks"
 )
@@ -261,10 +263,11 @@ func TestBuiltinPoliciesNoSecretEcho(t *testing.T) {
 	if got := base64.StdEncoding.EncodeToString([]byte("CANARY-SECRET-DATA")); got != "Q0FOQVJZLVNFQ1JFVC1EQVRB" {
 		t.Fatalf("fixture base64 is %s", got)
 	}
-	manifests, err := ReadDocuments("canary.yaml", strings.NewReader(builtinCanaryManifests))
-	if err != nil {
-		t.Fatal(err)
+	manifests, problems := input.Parse("canary.yaml", []byte(builtinCanaryManifests))
+	if len(problems) > 0 {
+		t.Fatal(problems)
 	}
+	var builder review.Builder
 	var src PolicySourceOptions
 	reg, err := src.Load(context.Background())
 	if err != nil {
@@ -277,7 +280,10 @@ func TestBuiltinPoliciesNoSecretEcho(t *testing.T) {
 	}
 	denied := map[string]bool{}
 	for _, m := range manifests {
-		req := ReviewRequest(m, "default")
+		req, err := builder.Request(m)
+		if err != nil {
+			t.Fatal(err)
+		}
 		req.UserInfo.Extra = map[string]authnv1.ExtraValue{"example.com/session": {"CANARY-EXTRA"}}
 		var texts []string
 		for _, phase := range []engine.Phase{engine.Mutating, engine.Validating} {

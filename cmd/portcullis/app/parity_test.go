@@ -13,6 +13,9 @@ import (
 	jsonpatchapply "github.com/evanphx/json-patch/v5"
 	admissionv1 "k8s.io/api/admission/v1"
 
+	"github.com/portcullis/portcullis/cmd/portcullis/internal/input"
+	"github.com/portcullis/portcullis/cmd/portcullis/internal/report"
+	"github.com/portcullis/portcullis/cmd/portcullis/internal/review"
 	"github.com/portcullis/portcullis/policies/engine"
 	"github.com/portcullis/portcullis/webhooks"
 )
@@ -50,20 +53,30 @@ func TestParity(t *testing.T) {
 				args = append(args, "-f", f)
 			}
 			_, out, errOut := run(t, "", args...)
-			var report Report
-			if err := json.Unmarshal([]byte(out), &report); err != nil {
+			var rep report.Report
+			if err := json.Unmarshal([]byte(out), &rep); err != nil {
 				t.Fatalf("decode CLI report: %v (stderr %s)", err, errOut)
 			}
-			manifests, err := ReadManifests(files, nil)
+			var specs []input.Spec
+			for _, f := range files {
+				specs = append(specs, input.Spec{Path: f})
+			}
+			rd := &input.Reader{Recursive: true}
+			in, err := rd.Read(context.Background(), specs)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(manifests) != len(report.Results) {
-				t.Fatalf("%d manifests, %d CLI results", len(manifests), len(report.Results))
+			manifests := in.Objects
+			if len(manifests) != len(rep.Results) {
+				t.Fatalf("%d manifests, %d CLI results", len(manifests), len(rep.Results))
 			}
+			var builder review.Builder
 			for i, m := range manifests {
-				cli := report.Results[i]
-				req := ReviewRequest(m, "default")
+				cli := rep.Results[i]
+				req, err := builder.Request(m)
+				if err != nil {
+					t.Fatal(err)
+				}
 				mut := post(t, srv.URL+webhooks.PathMutate, req)
 				obj := req.Object.Raw
 				var patch []map[string]any
@@ -82,7 +95,7 @@ func TestParity(t *testing.T) {
 				req.Object.Raw = obj
 				val := post(t, srv.URL+webhooks.PathValidate, req)
 
-				where := cli.location()
+				where := cli.Location()
 				if got := mut.Allowed && val.Allowed; got != cli.Allowed {
 					t.Errorf("%s: server allowed=%v, CLI allowed=%v", where, got, cli.Allowed)
 				}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -22,6 +23,13 @@ const (
 	ExitDenied = 1
 	// ExitUsage means bad flags, unreadable input or policies that do not load.
 	ExitUsage = 2
+	// ExitEvalError means validate could not evaluate a policy (an error or
+	// a timeout): distinct from a denial.
+	ExitEvalError = 3
+	// ExitInterrupted and ExitTerminated (128 + the signal's number) mean
+	// validate stopped on SIGINT or SIGTERM and wrote no results.
+	ExitInterrupted = 130
+	ExitTerminated  = 143
 )
 
 // exitError carries an exit code through cobra.
@@ -81,13 +89,35 @@ func NewRootCommand(streams IO) *cobra.Command {
 
 // Main runs the command line and returns the process exit code.
 func Main(args []string, in io.Reader, out, errOut io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// SIGINT and SIGTERM cancel ctx: serve shuts down gracefully, validate
+	// stops and exits 130 or 143.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	var got atomic.Value
+	go func() {
+		select {
+		case s := <-sigs:
+			got.Store(s)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	root := NewRootCommand(IO{In: in, Out: out, Err: errOut})
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
+	}
+	if errors.Is(err, errInterrupted) {
+		code, name := ExitInterrupted, "SIGINT"
+		if s, _ := got.Load().(os.Signal); s == syscall.SIGTERM {
+			code, name = ExitTerminated, "SIGTERM"
+		}
+		fmt.Fprintf(errOut, "Error: %s: %v\n", name, err)
+		return code
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {

@@ -381,8 +381,12 @@ func TestValidateAndTestOptionsValidate(t *testing.T) {
 	}{
 		{"file", []string{"-f", "x.yaml"}, ""},
 		{"stdin, every output", []string{"-f", "-", "-o", "yaml", "--no-mutate", "--show-patch", "--policy", "a", "-n", "team"}, ""},
-		{"no input", nil, "no input: give -f FILE, -f DIR or -f -"},
-		{"bad output", []string{"-f", "-", "-o", "table"}, `--output "table": must be text, json, junit or yaml`},
+		{"no input", nil, "no input: give -f FILE, -f DIR, -f - or -k DIR"},
+		{"bad output", []string{"-f", "-", "-o", "table"}, `--output "table": must be one of text, json, junit, sarif, github, yaml`},
+		{"update without old", []string{"-f", "-", "--operation", "update"}, "--operation UPDATE needs --old FILE with the old objects"},
+		{"old without update", []string{"-f", "-", "--old", "x.yaml"}, "--old is only for --operation UPDATE, not CREATE"},
+		{"bad operation", []string{"-f", "-", "--operation", "EXPLODE"}, `--operation "EXPLODE": must be CREATE, UPDATE or DELETE`},
+		{"bad timeout", []string{"-f", "-", "--eval-timeout", "0s"}, "--eval-timeout must be positive"},
 		{"missing policies", []string{"-f", "-", "--policies", missing}, "--policies: stat " + missing + ": no such file or directory"},
 		{"missing config", []string{"-f", "-", "--config", missing}, "--config: stat " + missing + ": no such file or directory"},
 	}

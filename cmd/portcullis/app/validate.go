@@ -2,54 +2,80 @@ package app
 
 import (
 	"context"
-	"encoding/json"
-	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"gomodules.xyz/jsonpatch/v2"
-	"sigs.k8s.io/yaml"
+	admissionv1 "k8s.io/api/admission/v1"
 
+	"github.com/portcullis/portcullis/cmd/portcullis/internal/input"
+	"github.com/portcullis/portcullis/cmd/portcullis/internal/report"
+	"github.com/portcullis/portcullis/cmd/portcullis/internal/review"
 	"github.com/portcullis/portcullis/policies/engine"
-)
-
-// Output formats of validate.
-const (
-	OutputText  = "text"
-	OutputJSON  = "json"
-	OutputJUnit = "junit"
-	OutputYAML  = "yaml"
 )
 
 // ValidateOptions configure `portcullis validate`.
 type ValidateOptions struct {
-	Source    PolicySourceOptions
-	Files     []string
+	Source        PolicySourceOptions
+	Files         []string
+	Kustomize     []string
+	Recursive     bool
+	MaxInputBytes int64
+	Schema        bool
+
 	Namespace string
-	Policies  []string
-	Output    string
-	NoMutate  bool
-	ShowPatch bool
+	Operation string
+	Old       []string
+	User      string
+	Groups    []string
+
+	Policies    []string
+	NoMutate    bool
+	EvalTimeout time.Duration
+
+	Output     string
+	Quiet      bool
+	ShowPatch  bool
+	FailOnWarn bool
 }
 
 // NewValidateOptions returns the defaults.
 func NewValidateOptions() *ValidateOptions {
-	return &ValidateOptions{Namespace: "default", Output: OutputText}
+	return &ValidateOptions{
+		Recursive:     true,
+		MaxInputBytes: input.DefaultMaxBytes,
+		Schema:        true,
+		Namespace:     "default",
+		Operation:     string(admissionv1.Create),
+		User:          review.DefaultUser,
+		EvalTimeout:   NewServeOptions().EvalTimeout, // the server's decision, deadline included
+		Output:        report.FormatText,
+	}
 }
 
 // AddFlags registers the validate flags.
 func (o *ValidateOptions) AddFlags(fs *pflag.FlagSet) {
 	o.Source.AddFlags(fs)
-	fs.StringArrayVarP(&o.Files, "filename", "f", nil, "manifest file, directory (recursive) or - for stdin; repeatable")
-	fs.StringVarP(&o.Namespace, "namespace", "n", o.Namespace, "namespace for objects that name none")
+	fs.StringArrayVarP(&o.Files, "filename", "f", nil, "manifest file, directory or - for stdin; repeatable")
+	fs.StringArrayVarP(&o.Kustomize, "kustomize", "k", nil, "kustomization directory, rendered as `kubectl apply -k` does; repeatable")
+	fs.BoolVarP(&o.Recursive, "recursive", "R", o.Recursive, "read directories given with -f recursively (-R=false: only the top level)")
+	fs.Int64Var(&o.MaxInputBytes, "max-input-bytes", o.MaxInputBytes, "limit on the bytes read from all inputs together")
+	fs.BoolVar(&o.Schema, "schema", o.Schema, "check built-in kinds against their Kubernetes schema (unknown fields, wrong types, duplicate keys)")
+	fs.StringVarP(&o.Namespace, "namespace", "n", o.Namespace, "namespace for namespaced objects that name none")
+	fs.StringVar(&o.Operation, "operation", o.Operation, "CREATE, UPDATE (needs --old) or DELETE")
+	fs.StringArrayVar(&o.Old, "old", nil, "file or directory with the old objects of an UPDATE, matched by kind, namespace and name; repeatable")
+	fs.StringVar(&o.User, "user", o.User, "username of the requests")
+	fs.StringSliceVar(&o.Groups, "groups", nil, "groups of the requesting user (comma-separated or repeated)")
 	fs.StringArrayVar(&o.Policies, "policy", nil, "run only this policy ID (repeatable; mutating or validating)")
-	fs.StringVarP(&o.Output, "output", "o", o.Output, "text, json, junit, or yaml (the mutated manifests)")
 	fs.BoolVar(&o.NoMutate, "no-mutate", false, "validate the manifests as written, without the mutating policies")
-	fs.BoolVar(&o.ShowPatch, "show-patch", false, "include the JSON patch the server would return (json) or a diff (text)")
+	fs.DurationVar(&o.EvalTimeout, "eval-timeout", o.EvalTimeout, "deadline of each webhook call, as serve's --eval-timeout")
+	fs.StringVarP(&o.Output, "output", "o", o.Output, strings.Join(report.Formats, ", "))
+	fs.BoolVarP(&o.Quiet, "quiet", "q", false, "text: print only objects with failures or warnings, and the summary")
+	fs.BoolVar(&o.ShowPatch, "show-patch", false, "include the JSON patch the server would return (json) or its operations (text)")
+	fs.BoolVar(&o.FailOnWarn, "fail-on-warn", false, "exit 1 when any object has warnings")
 }
 
 // Validate checks the flags.
@@ -57,13 +83,31 @@ func (o *ValidateOptions) Validate() error {
 	if err := o.Source.Validate(); err != nil {
 		return err
 	}
-	if len(o.Files) == 0 {
-		return errors.New("no input: give -f FILE, -f DIR or -f -")
+	if len(o.Files) == 0 && len(o.Kustomize) == 0 {
+		return errors.New("no input: give -f FILE, -f DIR, -f - or -k DIR")
 	}
-	switch o.Output {
-	case OutputText, OutputJSON, OutputJUnit, OutputYAML:
-	default:
-		return fmt.Errorf("--output %q: must be text, json, junit or yaml", o.Output)
+	valid := false
+	for _, f := range report.Formats {
+		valid = valid || o.Output == f
+	}
+	if !valid {
+		return fmt.Errorf("--output %q: must be one of %s", o.Output, strings.Join(report.Formats, ", "))
+	}
+	op, err := review.ParseOperation(o.Operation)
+	if err != nil {
+		return err
+	}
+	if op == admissionv1.Update && len(o.Old) == 0 {
+		return errors.New("--operation UPDATE needs --old FILE with the old objects")
+	}
+	if op != admissionv1.Update && len(o.Old) > 0 {
+		return fmt.Errorf("--old is only for --operation UPDATE, not %s", op)
+	}
+	if o.EvalTimeout <= 0 {
+		return errors.New("--eval-timeout must be positive")
+	}
+	if o.MaxInputBytes <= 0 {
+		return errors.New("--max-input-bytes must be positive")
 	}
 	return nil
 }
@@ -71,14 +115,21 @@ func (o *ValidateOptions) Validate() error {
 func newValidateCommand(streams IO) *cobra.Command {
 	o := NewValidateOptions()
 	cmd := &cobra.Command{
-		Use:   "validate -f FILE|DIR|- [-f ...]",
+		Use:   "validate (-f FILE|DIR|- | -k DIR) [-f ...]",
 		Short: "Dry-run manifests through the policies, as the webhooks would decide",
-		Long: `Validate reads manifests and sends each through the same engine the server
-uses, as the apiserver would on create: mutating policies first, then the
-validating policies on the mutated object.
+		Long: `Validate reads manifests as kubectl apply does and sends each object through
+the same engine the server uses, as the apiserver would: mutating policies
+first, then the validating policies on the mutated object.
 
-Exit codes: 0 everything admitted (warnings allowed), 1 something denied,
-2 usage, input or policy load errors.`,
+Files found by walking a directory that are not Kubernetes objects
+(Chart.yaml, values.yaml, Helm templates, package.json, kustomization.yaml)
+are listed and skipped; in files named with -f they are input errors.
+
+Exit codes: 0 everything admitted (warnings allowed unless --fail-on-warn),
+1 something denied or invalid against its schema, 2 usage, input or policy
+load errors (listed after all results), 3 a policy could not be evaluated
+(error or timeout). The highest applies in the order 3, 2, 1. Interrupted:
+130 (SIGINT) or 143 (SIGTERM), with no results written.`,
 		Args: cobra.NoArgs,
 		RunE: runE(o, streams),
 	}
@@ -86,49 +137,13 @@ Exit codes: 0 everything admitted (warnings allowed), 1 something denied,
 	return cmd
 }
 
-// Result is the decision for one manifest: the JSON output's contract.
-type Result struct {
-	Source     string                `json:"source"`
-	Index      int                   `json:"index"`
-	Item       *int                  `json:"item,omitempty"`
-	Kind       string                `json:"kind"`
-	Namespace  string                `json:"namespace"`
-	Name       string                `json:"name"`
-	Allowed    bool                  `json:"allowed"`
-	Violations []ResultViolation     `json:"violations"`
-	Warnings   []string              `json:"warnings"`
-	Patch      []jsonpatch.Operation `json:"patch,omitempty"`
-
-	mutated []byte
-}
-
-// ResultViolation is one violation in the JSON output.
-type ResultViolation struct {
-	Policy      string             `json:"policy"`
-	Enforcement engine.Enforcement `json:"enforcement"`
-	Message     string             `json:"message"`
-	Check       string             `json:"check,omitempty"`
-}
-
-// Report is the JSON output.
-type Report struct {
-	Results []Result `json:"results"`
-	Summary Summary  `json:"summary"`
-}
-
-// Summary counts results.
-type Summary struct {
-	Objects int `json:"objects"`
-	Denied  int `json:"denied"`
-}
+// errInterrupted stops a run when its context ends (SIGINT/SIGTERM): no
+// results are written, none of them could be trusted.
+var errInterrupted = errors.New("interrupted; no results written")
 
 // Run reads the manifests, decides each, writes the report and returns an
-// exitError for denials (1) or input errors (2).
+// exitError for denials (1), input errors (2) or evaluation errors (3).
 func (o *ValidateOptions) Run(ctx context.Context, streams IO) error {
-	manifests, err := ReadManifests(o.Files, streams.In)
-	if err != nil {
-		return usageError(err)
-	}
 	reg, err := o.Source.Load(ctx)
 	if err != nil {
 		return usageError(err)
@@ -138,147 +153,126 @@ func (o *ValidateOptions) Run(ctx context.Context, streams IO) error {
 			return usageError(fmt.Errorf("--policy %q: no such policy (loaded: %s)", id, strings.Join(policyIDs(reg), ", ")))
 		}
 	}
-	eng := engine.New(reg, nil)
-	report := Report{Results: []Result{}}
-	for _, m := range manifests {
-		res, err := o.decide(ctx, eng, m)
-		if err != nil {
-			return usageError(&InputError{Source: m.Source, Index: m.Index, Err: err})
-		}
-		report.Results = append(report.Results, res)
-		report.Summary.Objects++
-		if !res.Allowed {
-			report.Summary.Denied++
-		}
-	}
-	if err := o.write(streams.Out, report); err != nil {
+	in, old, err := o.read(ctx, streams)
+	if err != nil {
 		return err
 	}
-	if report.Summary.Denied > 0 {
+	b, err := o.builder(in, old)
+	if err != nil {
+		return usageError(err)
+	}
+	r, err := o.decideAll(ctx, engine.New(reg, nil), b, in)
+	if err != nil {
+		return err
+	}
+	for _, src := range [][]input.Problem{old.Problems, in.Problems} {
+		for _, p := range src {
+			r.Problems = append(r.Problems, problem(p))
+		}
+	}
+	r.Summarize()
+	if err := report.Write(streams.Out, r, report.Options{Format: o.Output, Quiet: o.Quiet, ShowPatch: o.ShowPatch, FailOnWarn: o.FailOnWarn}); err != nil {
+		return err
+	}
+	return o.exit(r.Summary)
+}
+
+// read reads the inputs and the old objects within one byte budget.
+func (o *ValidateOptions) read(ctx context.Context, streams IO) (in, old *input.Input, err error) {
+	rd := &input.Reader{Stdin: streams.In, MaxBytes: o.MaxInputBytes, Recursive: o.Recursive}
+	var specs []input.Spec
+	for _, f := range o.Files {
+		specs = append(specs, input.Spec{Path: f})
+	}
+	for _, k := range o.Kustomize {
+		specs = append(specs, input.Spec{Path: k, Kustomize: true})
+	}
+	var oldSpecs []input.Spec
+	for _, f := range o.Old {
+		oldSpecs = append(oldSpecs, input.Spec{Path: f})
+	}
+	if in, err = rd.Read(ctx, specs); err == nil {
+		old, err = rd.Read(ctx, oldSpecs)
+	}
+	switch {
+	case ctx.Err() != nil:
+		return nil, nil, errInterrupted
+	case err != nil:
+		return nil, nil, usageError(err)
+	}
+	return in, old, nil
+}
+
+func (o *ValidateOptions) builder(in, old *input.Input) (*review.Builder, error) {
+	op, _ := review.ParseOperation(o.Operation)
+	b := &review.Builder{Operation: op, User: o.User, Groups: o.Groups, Namespace: o.Namespace}
+	b.Learn(in.Objects)
+	b.Learn(old.Objects)
+	if op == admissionv1.Update {
+		if err := b.SetOld(old.Objects); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// decideAll runs every object through the webhooks' decision path. An
+// object that cannot become a request (an UPDATE without its old object)
+// is an input problem.
+func (o *ValidateOptions) decideAll(ctx context.Context, eng *engine.Engine, b *review.Builder, in *input.Input) (*report.Report, error) {
+	r := &report.Report{Results: []report.Result{}}
+	opts := review.Options{NoMutate: o.NoMutate, Policies: o.Policies, Timeout: o.EvalTimeout}
+	for _, obj := range in.Objects {
+		req, err := b.Request(obj)
+		if err != nil {
+			r.Problems = append(r.Problems, problem(input.Problem{Position: obj.Position, Err: err}))
+			continue
+		}
+		out, err := review.Decide(ctx, eng, req, opts)
+		if ctx.Err() != nil {
+			return nil, errInterrupted
+		}
+		if err != nil {
+			r.Problems = append(r.Problems, problem(input.Problem{Position: obj.Position, Err: err}))
+			continue
+		}
+		res := report.Result{Source: obj.Source, Index: obj.Doc, Line: obj.Line, Kind: obj.GVK.Kind, Namespace: req.Namespace, Name: obj.Name,
+			Original: &report.Original{JSON: obj.JSON, Text: obj.Text, JSONText: obj.JSONText, Item: obj.Item}}
+		if obj.Item >= 0 {
+			item := obj.Item
+			res.Item = &item
+		}
+		if o.Schema {
+			res.Schema = obj.CheckSchema().Errors
+		}
+		res.Decision(out.Mutate, out.Validate)
+		r.Results = append(r.Results, res)
+	}
+	return r, nil
+}
+
+func problem(p input.Problem) report.Problem {
+	rp := report.Problem{Source: p.Source, Line: p.Line, Error: p.Err.Error(), Skipped: p.Skipped}
+	if p.Item >= 0 || p.Line > 0 {
+		doc := p.Doc
+		rp.Index = &doc
+	}
+	return rp
+}
+
+// exit maps the summary to the exit code: evaluation errors (3) over input
+// errors (2) over denials, schema errors and, with --fail-on-warn,
+// warnings (1).
+func (o *ValidateOptions) exit(s report.Summary) error {
+	switch {
+	case s.Errors > 0:
+		return &exitError{code: ExitEvalError}
+	case s.InputErrors > 0:
+		return &exitError{code: ExitUsage, err: fmt.Errorf("%d input %s (listed above)", s.InputErrors, plural(s.InputErrors, "error", "errors"))}
+	case s.Denied > 0 || s.Invalid > 0 || (o.FailOnWarn && s.Warned > 0):
 		return &exitError{code: ExitDenied}
 	}
 	return nil
-}
-
-// decide runs one manifest the way the apiserver would: mutating webhook,
-// then validating webhook on the mutated object. Both calls are the
-// engine's, exactly as the server makes them.
-func (o *ValidateOptions) decide(ctx context.Context, eng *engine.Engine, m Manifest) (Result, error) {
-	req := ReviewRequest(m, o.Namespace)
-	res := Result{Source: m.Source, Index: m.Index, Kind: m.GVK.Kind, Namespace: req.Namespace, Name: m.Name,
-		Violations: []ResultViolation{}, Warnings: []string{}}
-	if m.Item >= 0 {
-		item := m.Item
-		res.Item = &item
-	}
-	opts := engine.Options{Policies: o.Policies}
-	var decisions []*engine.Decision
-	if !o.NoMutate {
-		mut, err := eng.Evaluate(ctx, engine.Mutating, req, opts)
-		if err != nil {
-			return res, err
-		}
-		decisions = append(decisions, mut)
-		if mut.Object != nil {
-			res.Patch = mut.Patch
-			res.mutated = mut.Object
-			req.Object.Raw = mut.Object
-		}
-	}
-	val, err := eng.Evaluate(ctx, engine.Validating, req, opts)
-	if err != nil {
-		return res, err
-	}
-	decisions = append(decisions, val)
-	res.Allowed = true
-	for _, d := range decisions {
-		res.Allowed = res.Allowed && d.Allowed
-		for _, v := range d.Violations {
-			check, _ := v.Details["check"].(string)
-			res.Violations = append(res.Violations, ResultViolation{Policy: v.Policy, Enforcement: v.Enforcement, Message: v.Message, Check: check})
-		}
-		res.Warnings = append(res.Warnings, d.Warnings...)
-	}
-	if res.mutated == nil {
-		res.mutated = m.Object
-	}
-	return res, nil
-}
-
-func (o *ValidateOptions) write(w io.Writer, r Report) error {
-	switch o.Output {
-	case OutputJSON:
-		if !o.ShowPatch {
-			for i := range r.Results {
-				r.Results[i].Patch = nil
-			}
-		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
-	case OutputJUnit:
-		return writeJUnit(w, r)
-	case OutputYAML:
-		return writeYAML(w, r)
-	}
-	return o.writeText(w, r)
-}
-
-// fromViolation reports whether warning w only repeats a warn-enforced violation.
-func (r Result) fromViolation(w string) bool {
-	for _, v := range r.Violations {
-		if v.Enforcement == engine.EnforceWarn && w == v.Policy+": "+v.Message {
-			return true
-		}
-	}
-	return false
-}
-
-func (r Result) location() string {
-	loc := fmt.Sprintf("%s#%d", r.Source, r.Index)
-	if r.Item != nil {
-		loc += fmt.Sprintf(".items[%d]", *r.Item)
-	}
-	return loc
-}
-
-func (r Result) object() string {
-	if r.Namespace == "" {
-		return r.Kind + " " + r.Name
-	}
-	return r.Kind + " " + r.Namespace + "/" + r.Name
-}
-
-func (o *ValidateOptions) writeText(w io.Writer, r Report) error {
-	var b strings.Builder
-	for _, res := range r.Results {
-		status := "PASS"
-		if !res.Allowed {
-			status = "FAIL"
-		}
-		fmt.Fprintf(&b, "%s %s (%s)\n", status, res.object(), res.location())
-		for _, v := range res.Violations {
-			fmt.Fprintf(&b, "  %s [%s] %s\n", v.Enforcement, v.Policy, v.Message)
-		}
-		for _, wn := range res.Warnings {
-			if !res.fromViolation(wn) {
-				fmt.Fprintf(&b, "  warning: %s\n", wn)
-			}
-		}
-		if o.ShowPatch {
-			for _, op := range res.Patch {
-				val := ""
-				if op.Operation != "remove" {
-					js, _ := json.Marshal(op.Value)
-					val = " " + string(js)
-				}
-				fmt.Fprintf(&b, "  patch: %s %s%s\n", op.Operation, op.Path, val)
-			}
-		}
-	}
-	fmt.Fprintf(&b, "%d %s, %d denied\n", r.Summary.Objects, plural(r.Summary.Objects, "object", "objects"), r.Summary.Denied)
-	_, err := io.WriteString(w, b.String())
-	return err
 }
 
 func plural(n int, one, many string) string {
@@ -286,97 +280,4 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
-}
-
-func writeYAML(w io.Writer, r Report) error {
-	for i, res := range r.Results {
-		out, err := yaml.JSONToYAML(res.mutated)
-		if err != nil {
-			return fmt.Errorf("%s: encode YAML: %w", res.location(), err)
-		}
-		if i > 0 {
-			if _, err := io.WriteString(w, "---\n"); err != nil {
-				return err
-			}
-		}
-		if _, err := w.Write(out); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-type junitSuites struct {
-	XMLName xml.Name     `xml:"testsuites"`
-	Suites  []junitSuite `xml:"testsuite"`
-}
-
-type junitSuite struct {
-	Name     string      `xml:"name,attr"`
-	Tests    int         `xml:"tests,attr"`
-	Failures int         `xml:"failures,attr"`
-	Cases    []junitCase `xml:"testcase"`
-}
-
-type junitCase struct {
-	Name      string        `xml:"name,attr"`
-	ClassName string        `xml:"classname,attr"`
-	Failure   *junitFailure `xml:"failure,omitempty"`
-	SystemOut string        `xml:"system-out,omitempty"`
-}
-
-type junitFailure struct {
-	Message string `xml:"message,attr"`
-	Type    string `xml:"type,attr"`
-	Text    string `xml:",chardata"`
-}
-
-func writeJUnit(w io.Writer, r Report) error {
-	suite := junitSuite{Name: "portcullis validate", Tests: r.Summary.Objects, Failures: r.Summary.Denied}
-	for _, res := range r.Results {
-		c := junitCase{Name: res.object(), ClassName: res.location()}
-		var lines []string
-		for _, v := range res.Violations {
-			lines = append(lines, fmt.Sprintf("%s [%s] %s", v.Enforcement, v.Policy, v.Message))
-		}
-		for _, wn := range res.Warnings {
-			if !res.fromViolation(wn) {
-				lines = append(lines, "warning: "+wn)
-			}
-		}
-		if !res.Allowed {
-			var denied []string
-			for _, v := range res.Violations {
-				if v.Enforcement == engine.EnforceDeny {
-					denied = append(denied, v.Policy)
-				}
-			}
-			c.Failure = &junitFailure{Message: "denied by " + strings.Join(dedupeStrings(denied), ", "), Type: "denied", Text: strings.Join(lines, "\n")}
-		} else if len(lines) > 0 {
-			c.SystemOut = strings.Join(lines, "\n")
-		}
-		suite.Cases = append(suite.Cases, c)
-	}
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(junitSuites{Suites: []junitSuite{suite}}); err != nil {
-		return fmt.Errorf("encode JUnit: %w", err)
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
-}
-
-func dedupeStrings(in []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range in {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	return out
 }

@@ -80,28 +80,69 @@ func TestValidateGolden(t *testing.T) {
 	}
 }
 
-func TestValidateErrors(t *testing.T) {
+// TestValidateUsageErrors: bad flags and policies stop before any output.
+func TestValidateUsageErrors(t *testing.T) {
 	tests := []struct {
 		name       string
 		args       []string
-		stdin      string
 		wantStderr string
 	}{
-		{"broken yaml names the document", []string{"-f", "testdata/manifests/broken.yaml"}, "",
-			"Error: testdata/manifests/broken.yaml: document 1: invalid YAML: yaml: line 3: did not find expected ',' or '}'\n"},
-		{"broken yaml on stdin", []string{"-f", "-"}, "{apiVersion: v1, kind: Pod, metadata: {name: a}}\n---\n\tbad: [\n", "Error: -: document 1: invalid YAML: yaml: found character that cannot start any token\n"},
-		{"missing kind", []string{"-f", "testdata/manifests/nokind.yaml"}, "",
-			"Error: testdata/manifests/nokind.yaml: document 0: missing apiVersion or kind\n"},
-		{"scalar document", []string{"-f", "-"}, "just a string\n", "Error: -: document 0: not a Kubernetes object (expected a mapping with apiVersion and kind)\n"},
-		{"missing file", []string{"-f", "testdata/manifests/nope.yaml"}, "",
-			"Error: testdata/manifests/nope.yaml: stat testdata/manifests/nope.yaml: no such file or directory\n"},
-		{"no input", nil, "", "Error: no input: give -f FILE, -f DIR or -f -\n"},
-		{"unknown policy", []string{"-f", "testdata/manifests/mixed.yaml", "--policy", "nope"}, "",
+		{"no input", nil, "Error: no input: give -f FILE, -f DIR, -f - or -k DIR\n"},
+		{"unknown policy", []string{"-f", "testdata/manifests/mixed.yaml", "--policy", "nope"},
 			"Error: --policy \"nope\": no such policy (loaded: default_team, no_privileged, team_label)\n"},
-		{"bad output", []string{"-f", "testdata/manifests/mixed.yaml", "-o", "xml"}, "",
-			"Error: --output \"xml\": must be text, json, junit or yaml\n"},
-		{"bad config", []string{"-f", "testdata/manifests/mixed.yaml", "--config", "testdata/bad-config.yaml"}, "",
+		{"bad output", []string{"-f", "testdata/manifests/mixed.yaml", "-o", "xml"},
+			"Error: --output \"xml\": must be one of text, json, junit, sarif, github, yaml\n"},
+		{"bad config", []string{"-f", "testdata/manifests/mixed.yaml", "--config", "testdata/bad-config.yaml"},
 			"Error: load policies: config: policies.no_privileged.enforcement \"block\": must be deny, warn or audit\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"validate", "--policies", fixturePolicies}, tt.args...)
+			code, out, errOut := run(t, "", args...)
+			if code != ExitUsage {
+				t.Fatalf("exit code %d, want %d; stdout: %s", code, ExitUsage, out)
+			}
+			if out != "" {
+				t.Errorf("stdout should be empty on usage errors, got %q", out)
+			}
+			if errOut != tt.wantStderr {
+				t.Errorf("stderr:\n got %q\nwant %q", errOut, tt.wantStderr)
+			}
+		})
+	}
+}
+
+// TestValidateInputErrors: documents that cannot be read are listed after
+// the results of every object that could (exit 2), in files named with -f.
+func TestValidateInputErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		stdin   string
+		wantOut string
+	}{
+		{"broken yaml names the line", []string{"-f", "testdata/manifests/broken.yaml"}, "",
+			"PASS Pod default/fine (testdata/manifests/broken.yaml:1 #0)\n" +
+				"ERROR testdata/manifests/broken.yaml:6: invalid YAML: yaml: line 3: did not find expected ',' or '}'\n" +
+				"1 object: 1 admitted, 0 denied, 0 warned, 0 exempt, 0 invalid, 0 errors; 1 input error, 0 skipped\n"},
+		{"broken yaml on stdin", []string{"-f", "-"}, "{apiVersion: v1, kind: Pod, metadata: {name: a, labels: {team: search}}}\n---\n\tbad: [\n",
+			"PASS Pod default/a (-:1 #0)\n" +
+				"ERROR -:3: invalid YAML: yaml: found character that cannot start any token\n" +
+				"1 object: 1 admitted, 0 denied, 0 warned, 0 exempt, 0 invalid, 0 errors; 1 input error, 0 skipped\n"},
+		{"missing kind", []string{"-f", "testdata/manifests/nokind.yaml"}, "",
+			"ERROR testdata/manifests/nokind.yaml:1: not a Kubernetes object: missing apiVersion or kind\n" +
+				"0 objects: 0 admitted, 0 denied, 0 warned, 0 exempt, 0 invalid, 0 errors; 1 input error, 0 skipped\n"},
+		{"scalar document", []string{"-f", "-"}, "just a string\n",
+			"ERROR -:1: not a Kubernetes object (expected a mapping with apiVersion and kind)\n" +
+				"0 objects: 0 admitted, 0 denied, 0 warned, 0 exempt, 0 invalid, 0 errors; 1 input error, 0 skipped\n"},
+		{"missing file", []string{"-f", "testdata/manifests/nope.yaml", "-f", "testdata/manifests/dir"}, "",
+			"PASS Pod default/in-dir (testdata/manifests/dir/a.yaml:1 #0)\n" +
+				"PASS ConfigMap default/settings (testdata/manifests/dir/nested/b.yml:1 #0)\n" +
+				"ERROR testdata/manifests/nope.yaml: stat testdata/manifests/nope.yaml: no such file or directory\n" +
+				"2 objects: 2 admitted, 0 denied, 0 warned, 0 exempt, 0 invalid, 0 errors; 1 input error, 0 skipped\n"},
+		{"update without its old object", []string{"-f", "testdata/manifests/dir/a.yaml", "--operation", "UPDATE", "--old", "testdata/manifests/dir/nested/b.yml"}, "",
+			"ERROR testdata/manifests/dir/a.yaml:1: no old object for Pod default/in-dir in --old\n" +
+				"0 objects: 0 admitted, 0 denied, 0 warned, 0 exempt, 0 invalid, 0 errors; 1 input error, 0 skipped\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,11 +151,11 @@ func TestValidateErrors(t *testing.T) {
 			if code != ExitUsage {
 				t.Fatalf("exit code %d, want %d; stdout: %s", code, ExitUsage, out)
 			}
-			if out != "" {
-				t.Errorf("stdout should be empty on input errors, got %q", out)
+			if out != tt.wantOut {
+				t.Errorf("stdout:\n got %q\nwant %q", out, tt.wantOut)
 			}
-			if errOut != tt.wantStderr {
-				t.Errorf("stderr:\n got %q\nwant %q", errOut, tt.wantStderr)
+			if want := "Error: 1 input error (listed above)\n"; errOut != want {
+				t.Errorf("stderr: got %q, want %q", errOut, want)
 			}
 		})
 	}
