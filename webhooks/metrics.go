@@ -25,7 +25,7 @@ type Metrics struct {
 	BadRequests *prometheus.CounterVec
 	// Panics counts recovered handler panics.
 	Panics *prometheus.CounterVec
-	// Reloads counts policy reloads by result (success, error).
+	// Reloads counts policy reloads by result (success, error, refused).
 	Reloads *prometheus.CounterVec
 	// PoliciesLoaded is the number of policies in the serving registry.
 	PoliciesLoaded prometheus.Gauge
@@ -73,7 +73,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"phase"}),
 		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portcullis_policy_reloads_total",
-			Help: "Policy set reloads by result (success, error). On error the last good set keeps serving.",
+			Help: "Policy set reloads by result: success, error (the new set does not load), refused (it loads but has no policies or drops a required one). On error or refusal the last good set keeps serving.",
 		}, []string{"result"}),
 		PoliciesLoaded: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "portcullis_policies_loaded",

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -58,6 +59,10 @@ type ServerOptions struct {
 	// EnableHTTP2 turns on HTTP/2 (off by default: the apiserver speaks
 	// HTTP/1.1 and HTTP/2 brings the rapid-reset class of attacks).
 	EnableHTTP2 bool
+	// ReadyDetails, if set, returns lines /readyz?verbose adds after its
+	// status (the serving policy set; Kubernetes' own /readyz?verbose lists
+	// its checks the same way). Plain /readyz answers only "ok".
+	ReadyDetails func() []string
 }
 
 // Server is the webhook server. It is built on net/http rather than
@@ -269,12 +274,16 @@ func (s *Server) healthMux() http.Handler {
 	mux.HandleFunc(PathHealthz, func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok"))
 	})
-	mux.HandleFunc(PathReadyz, func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc(PathReadyz, func(w http.ResponseWriter, r *http.Request) {
+		var details string
+		if s.opts.ReadyDetails != nil && r.URL.Query().Has("verbose") {
+			details = "\n" + strings.Join(s.opts.ReadyDetails(), "\n") + "\n"
+		}
 		if err := s.Ready(); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			http.Error(w, "not ready: "+err.Error()+details, http.StatusServiceUnavailable)
 			return
 		}
-		_, _ = w.Write([]byte("ok"))
+		_, _ = w.Write([]byte("ok" + details))
 	})
 	return mux
 }

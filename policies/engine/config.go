@@ -101,6 +101,7 @@ type settings struct {
 // policySettings are the keys every policy understands under policies.<id>.
 type policySettings struct {
 	enabled     *bool
+	required    *bool
 	enforcement Enforcement
 	failureMode FailureMode
 }
@@ -149,6 +150,13 @@ func parseSettings(cfg map[string]any) (settings, error) {
 				return s, fmt.Errorf("policies.%s.enabled: must be true or false", id)
 			}
 			ps.enabled = &b
+		}
+		if v, ok := m["required"]; ok {
+			b, ok := v.(bool)
+			if !ok {
+				return s, fmt.Errorf("policies.%s.required: must be true or false", id)
+			}
+			ps.required = &b
 		}
 		var err error
 		if ps.enforcement, err = parseOptional(m, "enforcement", parseEnforcement); err != nil {

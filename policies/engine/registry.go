@@ -8,6 +8,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -58,6 +59,10 @@ type Policy struct {
 	// Resources, when not empty, lists the resources ("pods",
 	// "pods/ephemeralcontainers") the policy applies to; a pre-filter only.
 	Resources []string
+	// Required policies may not disappear on a hot reload: a new set
+	// without them is refused (CheckReload). METADATA custom.required, or
+	// config policies.<id>.required, which wins.
+	Required bool
 	// File and Row locate the package declaration carrying the METADATA.
 	File string
 	Row  int
@@ -101,6 +106,8 @@ type Registry struct {
 	// then get a different answer, so decisions are not cached.
 	cacheable bool
 	Warnings  []string // non-fatal load findings (e.g. config for unknown policies)
+	hash      string
+	loadedAt  time.Time
 }
 
 // Source is what a Registry is loaded from.
@@ -132,7 +139,11 @@ func Load(ctx context.Context, src Source) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: config: %w", ErrLoad, err)
 	}
-	modules, err := parseModules(src.Policies)
+	var hfs *hashingFS
+	if src.Policies != nil {
+		hfs = &hashingFS{FS: src.Policies}
+	}
+	modules, err := parseModules(fsOrNil(hfs))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrLoad, err)
 	}
@@ -195,6 +206,10 @@ func Load(ctx context.Context, src Source) (*Registry, error) {
 	}
 	sort.Strings(reg.Warnings)
 	reg.cacheable = deterministic(compiler)
+	if reg.hash, err = hfs.digest(cfg); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrLoad, err)
+	}
+	reg.loadedAt = time.Now()
 	reg.prepareSets(ctx)
 	return reg, nil
 }
@@ -268,6 +283,14 @@ func deterministic(compiler *ast.Compiler) bool {
 		})
 	}
 	return ok
+}
+
+// fsOrNil keeps a missing source nil (ParseModules reports it).
+func fsOrNil(h *hashingFS) fs.FS {
+	if h == nil {
+		return nil
+	}
+	return h
 }
 
 func (p *Policy) queryString() string {
@@ -485,6 +508,16 @@ func newPolicy(id string, ann *ast.Annotations, loc *ast.Location, ps policySett
 		defaultFailure = FailAllow
 	}
 	p.FailureMode = firstSet(ps.failureMode, failureMode, defaultFailure)
+	if v, ok := ann.Custom["required"]; ok {
+		b, ok := v.(bool)
+		if !ok {
+			return nil, errors.New("METADATA custom.required: must be true or false")
+		}
+		p.Required = b
+	}
+	if ps.required != nil {
+		p.Required = *ps.required
+	}
 	if v, ok := ann.Custom["resources"]; ok {
 		list, ok := v.([]any)
 		if !ok {

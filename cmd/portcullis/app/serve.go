@@ -65,6 +65,9 @@ type ServeOptions struct {
 	ClientCN           string
 	EvalTimeout        time.Duration
 	MaxBodyBytes       int64
+	// AllowEmptyPolicies lets serve start, and reload, with no policies
+	// (which admits everything); the benchmarks' floor server uses it.
+	AllowEmptyPolicies bool
 	ShutdownDelay      time.Duration
 	ReadHeaderTimeout  time.Duration
 	ReadTimeout        time.Duration
@@ -127,6 +130,7 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.EvalTimeout, "eval-timeout", o.EvalTimeout, "server-side deadline for evaluating one request; keep it below the webhooks' timeoutSeconds")
 	fs.Int64Var(&o.MaxBodyBytes, "max-body-bytes", o.MaxBodyBytes, "largest AdmissionReview accepted (413 beyond)")
 	o.Perf.AddFlags(fs)
+	fs.BoolVar(&o.AllowEmptyPolicies, "allow-empty-policies", o.AllowEmptyPolicies, "start (and hot-reload) with no policies, which admits every request; without it an empty policy set is a start-up error and a reload to one is refused")
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", o.ShutdownDelay, "on SIGTERM, keep serving this long after readiness turns false")
 	fs.DurationVar(&o.ReadHeaderTimeout, "read-header-timeout", o.ReadHeaderTimeout, "bound on reading request headers")
 	fs.DurationVar(&o.ReadTimeout, "read-timeout", o.ReadTimeout, "bound on reading a whole request")
@@ -289,17 +293,25 @@ func (o *ServeOptions) Run(ctx context.Context, streams IO) error {
 	if err != nil {
 		return err
 	}
+	setMetrics, err := webhooks.NewPolicySetMetrics(promReg)
+	if err != nil {
+		return err
+	}
 	reg, err := o.Source.Load(ctx)
 	if err != nil {
 		return usageError(err)
 	}
+	if len(reg.Policies()) == 0 && !o.AllowEmptyPolicies {
+		return usageError(errNoPolicies)
+	}
 	for _, w := range reg.Warnings {
 		log.Warn("policy configuration", zap.String("warning", w))
 	}
-	metrics.PoliciesLoaded.Set(float64(len(reg.Policies())))
 	o.Perf.applyGC(log)
 	eng := engine.New(reg, metrics, o.Perf.engineOptions()...)
-	log.Info("policies loaded", zap.Int("count", len(reg.Policies())), zap.Strings("ids", policyIDs(reg)))
+	status := &policySetStatus{eng: eng, metrics: metrics, set: setMetrics, log: log}
+	status.serving(reg)
+	log.Info("policies loaded", zap.Int("count", len(reg.Policies())), zap.Strings("ids", policyIDs(reg)), zap.String("hash", reg.Hash()))
 
 	certDir, err := o.certificates(ctx, streams, log)
 	if err != nil {
@@ -320,6 +332,7 @@ func (o *ServeOptions) Run(ctx context.Context, streams IO) error {
 		ReadTimeout:       o.ReadTimeout,
 		EnableHTTP2:       o.EnableHTTP2,
 		MaxConnections:    o.Perf.MaxConnections,
+		ReadyDetails:      status.details,
 	}, log, promReg, nil)
 	lanes, err := o.Perf.admission() // one set of lanes across both paths
 	if err != nil {
@@ -338,19 +351,11 @@ func (o *ServeOptions) Run(ctx context.Context, streams IO) error {
 
 	if paths := o.Source.WatchPaths(); len(paths) > 0 {
 		rl := &engine.Reloader{
-			Engine: eng,
-			Load:   o.Source.Load,
-			Paths:  paths,
-			OnReload: func(reg *engine.Registry, err error) {
-				if err != nil {
-					metrics.Reloads.WithLabelValues("error").Inc()
-					log.Error("policy reload failed; keeping the last good policy set", zap.Error(err))
-					return
-				}
-				metrics.Reloads.WithLabelValues("success").Inc()
-				metrics.PoliciesLoaded.Set(float64(len(reg.Policies())))
-				log.Info("policies reloaded", zap.Int("count", len(reg.Policies())), zap.Strings("ids", policyIDs(reg)))
-			},
+			Engine:     eng,
+			Load:       o.Source.Load,
+			Paths:      paths,
+			AllowEmpty: o.AllowEmptyPolicies,
+			OnReload:   status.onReload,
 		}
 		go func() {
 			if err := rl.Run(ctx); err != nil {
