@@ -145,6 +145,9 @@ var errInterrupted = errors.New("interrupted; no results written")
 // exitError for denials (1), input errors (2) or evaluation errors (3).
 func (o *ValidateOptions) Run(ctx context.Context, streams IO) error {
 	reg, err := o.Source.Load(ctx)
+	if ctx.Err() != nil {
+		return errInterrupted
+	}
 	if err != nil {
 		return usageError(err)
 	}

@@ -45,6 +45,10 @@ func TestValidateGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	jsonStream, err := os.ReadFile("testdata/manifests/json-stream.json")
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		args     []string
@@ -64,6 +68,33 @@ func TestValidateGolden(t *testing.T) {
 		{"only-privileged.txt", []string{"-f", "testdata/manifests/mixed.yaml", "--policy", "no_privileged"}, "", ExitDenied},
 		{"only-team.txt", []string{"-f", "testdata/manifests/mixed.yaml", "--policy", "team_label", "--policy", "default_team"}, "", ExitDenied},
 		{"audit-config.txt", []string{"-f", "testdata/manifests/mixed.yaml", "--config", "testdata/audit.yaml"}, "", ExitOK},
+
+		// A concatenated JSON stream is two objects, as kubectl reads it.
+		{"json-stream.txt", []string{"-f", "testdata/manifests/json-stream.json"}, "", ExitDenied},
+		{"json-stream-stdin.txt", []string{"-f", "-"}, string(jsonStream), ExitDenied},
+		{"json-stream.yaml", []string{"-f", "testdata/manifests/json-stream.json", "-o", "yaml"}, "", ExitDenied},
+		// A repository: a Helm chart, package.json, a workflow and a
+		// kustomization beside manifests; the objects are evaluated, the
+		// rest listed as skipped; cluster-scoped kinds get no namespace.
+		{"repo.txt", []string{"-f", "testdata/manifests/repo"}, "", ExitOK},
+		{"repo.xml", []string{"-f", "testdata/manifests/repo", "-o", "junit"}, "", ExitOK},
+		{"repo-top-level.txt", []string{"-f", "testdata/manifests/repo", "-R=false"}, "", ExitOK},
+		{"kustomize.txt", []string{"-k", "testdata/manifests/kustomize/overlays/prod"}, "", ExitDenied},
+		{"kustomize.yaml", []string{"-k", "testdata/manifests/kustomize/overlays/prod", "-o", "yaml", "--no-mutate"}, "", ExitDenied},
+		{"schema.txt", []string{"-f", "testdata/manifests/schema.yaml"}, "", ExitDenied},
+		{"schema.json", []string{"-f", "testdata/manifests/schema.yaml", "-o", "json"}, "", ExitDenied},
+		{"schema-off.txt", []string{"-f", "testdata/manifests/schema.yaml", "--schema=false"}, "", ExitOK},
+		{"statuses.txt", []string{"-f", "testdata/manifests/statuses.yaml"}, "", ExitOK},
+		{"statuses-quiet.txt", []string{"-f", "testdata/manifests/statuses.yaml", "-f", "testdata/manifests/mixed.yaml", "-q"}, "", ExitDenied},
+		{"statuses-fail-on-warn.txt", []string{"-f", "testdata/manifests/statuses.yaml", "--fail-on-warn"}, "", ExitDenied},
+		{"statuses.github.txt", []string{"-f", "testdata/manifests/statuses.yaml", "-f", "testdata/manifests/mixed.yaml", "-o", "github"}, "", ExitDenied},
+		{"mixed.sarif.json", []string{"-f", "testdata/manifests/mixed.yaml", "-f", "testdata/manifests/statuses.yaml", "-f", "testdata/manifests/broken.yaml", "-o", "sarif"}, "", ExitUsage},
+		{"update.txt", []string{"-f", "testdata/manifests/update/new.yaml", "--operation", "UPDATE", "--old", "testdata/manifests/update/old.yaml"}, "", ExitDenied},
+		{"delete-denied.txt", []string{"-f", "testdata/manifests/update/old.yaml", "--operation", "delete", "--user", "bob", "--groups", "dev"}, "", ExitDenied},
+		{"delete-admitted.txt", []string{"-f", "testdata/manifests/update/old.yaml", "--operation", "DELETE", "--user", "alice", "--groups", "dev,admins"}, "", ExitOK},
+		// Files named on the command line that are not objects are errors,
+		// listed after the results of the others.
+		{"explicit-non-object.txt", []string{"-f", "testdata/manifests/repo/chart/values.yaml", "-f", "testdata/manifests/repo/deploy/app.yaml"}, "", ExitUsage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,8 +103,12 @@ func TestValidateGolden(t *testing.T) {
 			if code != tt.wantCode {
 				t.Fatalf("exit code %d, want %d; stderr: %s", code, tt.wantCode, errOut)
 			}
-			if errOut != "" {
-				t.Errorf("unexpected stderr: %s", errOut)
+			wantErr := ""
+			if tt.wantCode == ExitUsage {
+				wantErr = "Error: 1 input error (listed above)\n"
+			}
+			if errOut != wantErr {
+				t.Errorf("stderr %q, want %q", errOut, wantErr)
 			}
 			golden(t, tt.name, out)
 		})
@@ -89,7 +124,7 @@ func TestValidateUsageErrors(t *testing.T) {
 	}{
 		{"no input", nil, "Error: no input: give -f FILE, -f DIR, -f - or -k DIR\n"},
 		{"unknown policy", []string{"-f", "testdata/manifests/mixed.yaml", "--policy", "nope"},
-			"Error: --policy \"nope\": no such policy (loaded: default_team, no_privileged, team_label)\n"},
+			"Error: --policy \"nope\": no such policy (loaded: default_team, guarded_delete, immutable_team, no_privileged, team_label)\n"},
 		{"bad output", []string{"-f", "testdata/manifests/mixed.yaml", "-o", "xml"},
 			"Error: --output \"xml\": must be one of text, json, junit, sarif, github, yaml\n"},
 		{"bad config", []string{"-f", "testdata/manifests/mixed.yaml", "--config", "testdata/bad-config.yaml"},
@@ -123,7 +158,7 @@ func TestValidateInputErrors(t *testing.T) {
 	}{
 		{"broken yaml names the line", []string{"-f", "testdata/manifests/broken.yaml"}, "",
 			"PASS Pod default/fine (testdata/manifests/broken.yaml:1 #0)\n" +
-				"ERROR testdata/manifests/broken.yaml:6: invalid YAML: yaml: line 3: did not find expected ',' or '}'\n" +
+				"ERROR testdata/manifests/broken.yaml:6: invalid YAML: yaml: line 8: did not find expected ',' or '}'\n" +
 				"1 object: 1 admitted, 0 denied, 0 warned, 0 exempt, 0 invalid, 0 errors; 1 input error, 0 skipped\n"},
 		{"broken yaml on stdin", []string{"-f", "-"}, "{apiVersion: v1, kind: Pod, metadata: {name: a, labels: {team: search}}}\n---\n\tbad: [\n",
 			"PASS Pod default/a (-:1 #0)\n" +
@@ -199,7 +234,14 @@ func TestValidateDefaultPolicies(t *testing.T) {
 	}
 }
 
+// runMainEnv makes the test binary run the command line instead of the
+// tests (TestValidateInterrupted signals it as a separate process).
+const runMainEnv = "PORTCULLIS_TEST_RUN_MAIN"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	flag.Parse()
 	os.Exit(m.Run())
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -204,7 +206,7 @@ func decodeDocument(pos Position, d document) ([]Object, error) {
 					var v any
 					return nil, fmt.Errorf("invalid JSON: %w", json.Unmarshal(d.text, &v))
 				}
-				return nil, fmt.Errorf("invalid YAML: %w", lerr)
+				return nil, &yamlError{msg: absoluteLines(lerr.Error(), d.line-leadingBlankLines(d.text)), err: lerr}
 			}
 			strict = err
 		}
@@ -305,4 +307,31 @@ func toObject(pos Position, top map[string]json.RawMessage, js []byte) (Object, 
 		name = h.Metadata.GenerateName
 	}
 	return Object{Position: pos, GVK: gv.WithKind(h.Kind), Name: name, Namespace: h.Metadata.Namespace, JSON: js}, nil
+}
+
+// yamlError is a YAML error whose "line N" are lines of the source, not of
+// the document.
+type yamlError struct {
+	msg string
+	err error
+}
+
+func (e *yamlError) Error() string { return "invalid YAML: " + e.msg }
+func (e *yamlError) Unwrap() error { return e.err }
+
+var docLine = regexp.MustCompile(`\bline (\d+)\b`)
+
+// absoluteLines rewrites "line N" (1-based, within a document starting at
+// line start of the source) into lines of the source.
+func absoluteLines(msg string, start int) string {
+	if start <= 1 {
+		return msg
+	}
+	return docLine.ReplaceAllStringFunc(msg, func(m string) string {
+		n, err := strconv.Atoi(m[len("line "):])
+		if err != nil {
+			return m
+		}
+		return "line " + strconv.Itoa(start+n-1)
+	})
 }

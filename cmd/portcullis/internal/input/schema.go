@@ -3,7 +3,6 @@ package input
 import (
 	"fmt"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -26,8 +25,6 @@ type SchemaResult struct {
 	Errors []string
 }
 
-var yamlLine = regexp.MustCompile(`^line (\d+): `)
-
 // CheckSchema decodes o strictly into its built-in type: unknown fields,
 // fields of the wrong type and duplicate keys are errors. Values are never
 // quoted, only field names.
@@ -49,10 +46,7 @@ func (o Object) CheckSchema() SchemaResult {
 			if l == "" {
 				continue
 			}
-			if m := yamlLine.FindStringSubmatch(l); m != nil && o.TextLine > 0 {
-				n, _ := strconv.Atoi(m[1])
-				l = fmt.Sprintf("line %d: %s", o.TextLine+n-1, l[len(m[0]):])
-			}
+			l = absoluteLines(l, o.TextLine)
 			res.Errors = append(res.Errors, "duplicate key: "+l)
 		}
 	}

@@ -5,12 +5,10 @@
 package report
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
 
-	"github.com/open-policy-agent/opa/v1/topdown"
 	"gomodules.xyz/jsonpatch/v2"
 
 	"github.com/portcullis/portcullis/policies/engine"
@@ -136,7 +134,9 @@ type Report struct {
 }
 
 // Summary counts results; an object counts in every class that applies
-// (a denied object that also warned is denied and warned).
+// (a denied object that also warned is denied and warned). Admitted counts
+// objects evaluated and admitted, with or without warnings; exempt ones
+// are not evaluated and count only as exempt.
 type Summary struct {
 	Objects     int `json:"objects"`
 	Admitted    int `json:"admitted"`
@@ -213,26 +213,10 @@ func rank(e engine.Enforcement) int {
 	return 2
 }
 
-// evalError describes a policy error without its error text, which may
-// quote input: OPA's code and the policy location only.
+// evalError is the engine's description of a policy error: OPA's code, a
+// message with no object contents, and the policy location.
 func evalError(pe engine.PolicyError) EvalError {
-	e := EvalError{Policy: pe.Policy, FailureMode: string(pe.FailureMode), Code: "eval_error", Message: "policy could not be evaluated"}
-	switch {
-	case pe.Skipped:
-		e.Code, e.Message = "not_evaluated", "not evaluated: the deadline had passed"
-	case pe.TimedOut:
-		e.Code, e.Message = "timeout", "evaluation timed out (--eval-timeout)"
-	}
-	var te *topdown.Error
-	if errors.As(pe.Err, &te) {
-		if te.Code != "" {
-			e.Code = te.Code
-		}
-		if te.Location != nil && te.Location.File != "" {
-			e.Location = fmt.Sprintf("%s:%d", te.Location.File, te.Location.Row)
-		}
-	}
-	return e
+	return EvalError{Policy: pe.Policy, FailureMode: string(pe.FailureMode), Code: pe.Code, Message: pe.Message, Location: pe.Location()}
 }
 
 // SetStatus derives Status from the result's contents.
@@ -360,7 +344,7 @@ func (r *Report) Summarize() {
 		if len(res.Errors) > 0 {
 			s.Errors++
 		}
-		if res.Allowed && len(res.Errors) == 0 && len(res.Schema) == 0 {
+		if res.Allowed && res.Exempt == "" && len(res.Errors) == 0 && len(res.Schema) == 0 {
 			s.Admitted++
 		}
 		seen := map[string]bool{}

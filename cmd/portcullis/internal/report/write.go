@@ -97,15 +97,8 @@ func (res Result) lines(showPatch bool) []string {
 	for _, s := range res.Schema {
 		out = append(out, "schema: "+s)
 	}
-	for _, v := range res.Violations {
-		if v.Error != nil {
-			out = append(out, fmt.Sprintf("error [%s] %s: %s", v.Policy, v.Message, v.Error))
-		}
-	}
 	for _, e := range res.Errors {
-		if !res.errorShown(e.Policy) {
-			out = append(out, fmt.Sprintf("error [%s] %s", e.Policy, e))
-		}
+		out = append(out, fmt.Sprintf("error [%s] %s; failure mode %s", e.Policy, e, e.FailureMode))
 	}
 	for _, v := range res.Violations {
 		if v.Error == nil {
@@ -126,17 +119,6 @@ func (res Result) lines(showPatch bool) []string {
 		}
 	}
 	return out
-}
-
-// errorShown reports whether a failure-mode violation already shows the
-// policy's error.
-func (res Result) errorShown(policy string) bool {
-	for _, v := range res.Violations {
-		if v.Error != nil && v.Policy == policy {
-			return true
-		}
-	}
-	return false
 }
 
 func writeText(w io.Writer, r *Report, o Options) error {

@@ -11,6 +11,7 @@ labels := input.request.object.metadata.labels if input.request.kind.kind == "Po
 labels := object.get(input.request.object.spec.template.metadata, "labels", {}) if input.request.kind.kind == "Deployment"
 
 deny contains {"msg": "metadata.labels.team is required"} if {
+	input.request.operation in {"CREATE", "UPDATE"}
 	input.request.kind.kind in {"Pod", "Deployment"}
 	not labels.team
 }
