@@ -7,9 +7,10 @@ import (
 	"testing"
 
 	"github.com/portcullis/portcullis/policies/engine"
+	"github.com/portcullis/portcullis/policies/mutations/podgen"
 )
 
-// fuzzPod builds a pod from fuzzed fields over a generated base (genPod,
+// fuzzPod builds a pod from fuzzed fields over a generated base (podgen.Pod,
 // seeded by seed: security contexts, Vault annotations and flags): the
 // first container's and a volume's name, the number of extra containers, a
 // Vault secret's name and path, and one arbitrary annotation (the fuzzer
@@ -17,7 +18,7 @@ import (
 // the fuzzed names collide in the input, which the API would refuse anyway.
 func fuzzPod(seed uint64, podName, containerName, volumeName string, extra uint8, secretName, secretPath, annKey, annValue string) map[string]any {
 	r := rand.New(rand.NewPCG(seed, 7))
-	pod := genPod(r)
+	pod := podgen.Pod(r)
 	meta := pod["metadata"].(map[string]any)
 	spec := pod["spec"].(map[string]any)
 	meta["name"] = podName

@@ -444,3 +444,31 @@ func TestUserSecurityContextNeverOverwritten(t *testing.T) {
 		t.Errorf("explicit values were changed: %+v", dec.Patch)
 	}
 }
+
+// A pod whose container has no runAsUser, with an image whose user admission
+// cannot know, is admitted with runAsNonRoot defaulted and a warning that
+// names the container, its image and the fix.
+func TestImageOfUnknownUserIsWarned(t *testing.T) {
+	pod := []byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"cache"},"spec":{"containers":[{"name":"redis","image":"redis:7.4"}]}}`)
+	dec, mutated := mutate(t, newEngine(t), pod, "shop")
+	want := []string{`security_context: container "redis" (image "redis:7.4") has no runAsUser and gets runAsNonRoot: true: ` +
+		`the kubelet will refuse to start it if the image runs as root or as a non-numeric user; ` +
+		`use an image whose USER is a numeric non-root UID, or set securityContext.runAsUser (cluster-wide: policies.security_context.run_as_user)`}
+	if !dec.Allowed || strings.Join(dec.Warnings, "\n") != strings.Join(want, "\n") {
+		t.Errorf("allowed %v, warnings %q; want allowed with %q", dec.Allowed, dec.Warnings, want)
+	}
+	got := decodePod(t, mutated)
+	if sc := got.Spec.SecurityContext; sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.RunAsUser != nil {
+		t.Errorf("pod security context %+v, want runAsNonRoot true and no runAsUser", sc)
+	}
+
+	// With a cluster-wide UID configured the pod gets it and no warning.
+	dec, mutated = mutate(t, newEngine(t, []byte("policies: {security_context: {run_as_user: 10001}}")), pod, "shop")
+	if len(dec.Warnings) != 0 {
+		t.Errorf("warnings %q with run_as_user configured, want none", dec.Warnings)
+	}
+	got = decodePod(t, mutated)
+	if sc := got.Spec.SecurityContext; sc == nil || sc.RunAsUser == nil || *sc.RunAsUser != 10001 || sc.RunAsGroup == nil || *sc.RunAsGroup != 10001 {
+		t.Errorf("pod security context %+v, want runAsUser and runAsGroup 10001", sc)
+	}
+}

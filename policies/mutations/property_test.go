@@ -9,135 +9,9 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/portcullis/portcullis/policies/mutations/podgen"
 )
-
-// genPod builds a random pod: containers and init containers with partial,
-// sometimes odd security contexts (root, privileged, added capabilities,
-// drop lists without ALL, AppArmor fields) and a random mix of Vault
-// annotations. Everything is seeded, so a failure names a reproducible case.
-func genPod(r *rand.Rand) map[string]any {
-	pick := func(p float64) bool { return r.Float64() < p }
-	saMount := map[string]any{"name": "kube-api-access-x", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": true}
-
-	container := func(name string) map[string]any {
-		c := map[string]any{"name": name, "image": "img:1"}
-		sc := map[string]any{}
-		if pick(0.15) {
-			sc["runAsUser"] = []int{0, 1000, 65532}[r.IntN(3)]
-		}
-		if pick(0.3) {
-			sc["allowPrivilegeEscalation"] = pick(0.5)
-		}
-		if pick(0.1) {
-			sc["privileged"] = pick(0.5)
-		}
-		if pick(0.2) {
-			sc["readOnlyRootFilesystem"] = pick(0.5)
-		}
-		if pick(0.1) {
-			sc["appArmorProfile"] = map[string]any{"type": "RuntimeDefault"}
-		}
-		caps := map[string]any{}
-		if pick(0.3) {
-			caps["drop"] = [][]any{{}, {"NET_RAW"}, {"ALL"}, {"NET_RAW", "ALL"}}[r.IntN(4)]
-		}
-		if pick(0.2) {
-			caps["add"] = [][]any{{"NET_BIND_SERVICE"}, {"NET_ADMIN"}, {"SYS_ADMIN"}}[r.IntN(3)]
-		}
-		if len(caps) > 0 {
-			sc["capabilities"] = caps
-		}
-		if len(sc) > 0 || pick(0.1) {
-			c["securityContext"] = sc
-		}
-		if pick(0.8) {
-			c["volumeMounts"] = []any{saMount}
-		}
-		return c
-	}
-
-	spec := map[string]any{}
-	var names []string
-	var containers []any
-	for i := range 1 + r.IntN(4) {
-		names = append(names, fmt.Sprintf("c%d", i))
-		containers = append(containers, container(names[i]))
-	}
-	spec["containers"] = containers
-	if n := r.IntN(3); n > 0 {
-		var inits []any
-		for i := range n {
-			inits = append(inits, container(fmt.Sprintf("i%d", i)))
-		}
-		spec["initContainers"] = inits
-	}
-	podSC := map[string]any{}
-	if pick(0.2) {
-		podSC["runAsNonRoot"] = pick(0.5)
-	}
-	if pick(0.1) {
-		podSC["runAsUser"] = []int{0, 1000}[r.IntN(2)]
-	}
-	if pick(0.2) {
-		podSC["seccompProfile"] = map[string]any{"type": "RuntimeDefault"}
-	}
-	if len(podSC) > 0 {
-		spec["securityContext"] = podSC
-	}
-	if pick(0.05) {
-		spec["os"] = map[string]any{"name": "windows"}
-	}
-
-	ann := map[string]any{}
-	if pick(0.1) {
-		ann["container.apparmor.security.beta.kubernetes.io/"+names[0]] = "runtime/default"
-	}
-	if pick(0.7) {
-		ann["vault.hashicorp.com/agent-inject"] = "true"
-		if pick(0.9) {
-			ann["vault.hashicorp.com/role"] = "web"
-		}
-		for i := range r.IntN(4) {
-			s := fmt.Sprintf("s%d", i)
-			if pick(0.3) {
-				s = strings.ToUpper(s)
-			}
-			ann["vault.hashicorp.com/agent-inject-secret-"+s] = "kv/data/" + s
-			if pick(0.3) {
-				ann["vault.hashicorp.com/agent-inject-template-"+s] = `{{ with secret "kv/data/x" }}{{ .Data.data.k }}{{ end }}`
-			}
-			if pick(0.2) {
-				ann["vault.hashicorp.com/agent-inject-file-"+s] = "sub/" + s + ".txt"
-			}
-			if pick(0.2) {
-				ann["vault.hashicorp.com/secret-volume-path-"+s] = []string{"/etc/a", "/etc/b"}[r.IntN(2)]
-			}
-		}
-		flags := []string{
-			"agent-pre-populate", "agent-pre-populate-only", "agent-init-first", "agent-native-sidecar",
-			"agent-inject-token", "agent-revoke-on-shutdown", "preserve-secret-case", "tls-skip-verify",
-		}
-		for _, f := range flags {
-			if pick(0.15) {
-				ann["vault.hashicorp.com/"+f] = []string{"true", "false"}[r.IntN(2)]
-			}
-		}
-		if pick(0.2) {
-			ann["vault.hashicorp.com/agent-inject-containers"] = names[r.IntN(len(names))]
-		}
-		if pick(0.1) {
-			ann["vault.hashicorp.com/tls-secret"] = "vault-tls"
-		}
-		if pick(0.1) {
-			ann["vault.hashicorp.com/agent-inject-default-template"] = "json"
-		}
-	}
-	meta := map[string]any{"name": "gen"}
-	if len(ann) > 0 {
-		meta["annotations"] = ann
-	}
-	return map[string]any{"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
-}
 
 func TestMutationIsIdempotentOverGeneratedPods(t *testing.T) {
 	engines := map[string]func() []byte{
@@ -157,7 +31,7 @@ func TestMutationIsIdempotentOverGeneratedPods(t *testing.T) {
 			injected := 0
 			for seed := range uint64(pods) {
 				r := rand.New(rand.NewPCG(seed, 42))
-				original := genPod(r)
+				original := podgen.Pod(r)
 				src, err := json.Marshal(original)
 				if err != nil {
 					t.Fatal(err)
@@ -228,6 +102,22 @@ func checkInvariants(t *testing.T, seed uint64, src, mutated []byte) {
 		}
 		if !userValuesKept(c.SecurityContext, got.SecurityContext) {
 			fail("container %q: user security context %+v became %+v", c.Name, c.SecurityContext, got.SecurityContext)
+		}
+	}
+	// A legacy seccomp annotation leaves the pod's seccomp field as it was
+	// (the API rejects a field contradicting the annotation).
+	for key := range before.Annotations {
+		if key == "seccomp.security.alpha.kubernetes.io/pod" || strings.HasPrefix(key, "container.seccomp.security.alpha.kubernetes.io/") {
+			var b, a *corev1.SeccompProfile
+			if before.Spec.SecurityContext != nil {
+				b = before.Spec.SecurityContext.SeccompProfile
+			}
+			if after.Spec.SecurityContext != nil {
+				a = after.Spec.SecurityContext.SeccompProfile
+			}
+			if !reflect.DeepEqual(b, a) {
+				fail("seccomp annotation %q present, yet the pod seccompProfile %+v became %+v", key, b, a)
+			}
 		}
 	}
 	if b := before.Spec.SecurityContext; b != nil {

@@ -9,9 +9,21 @@
 #   Pod level (spec.securityContext):
 #     runAsNonRoot: true            unless the pod or any container explicitly
 #                                   sets runAsUser: 0 (an explicit root choice)
-#     seccompProfile RuntimeDefault
-#     appArmorProfile RuntimeDefault only when nothing in the pod mentions
-#                                   AppArmor (no pod or container field, no
+#     runAsUser/runAsGroup          the configured run_as_user/run_as_group,
+#                                   only when set and some container would
+#                                   otherwise run as its image's user; when
+#                                   unset, each such container gets a warning
+#                                   (the kubelet refuses root images under
+#                                   runAsNonRoot, see policies/README.md)
+#     seccompProfile RuntimeDefault unless a legacy seccomp annotation
+#                                   (seccomp.security.alpha.kubernetes.io/pod,
+#                                   container.seccomp.security.alpha.kubernetes.io/*)
+#                                   is present: the API rejects a field that
+#                                   contradicts it, so that choice is the user's
+#     appArmorProfile RuntimeDefault only when configured (off by default:
+#                                   nodes without AppArmor refuse such pods)
+#                                   and nothing in the pod mentions AppArmor
+#                                   (no pod or container field, no
 #                                   container.apparmor.security.beta.kubernetes.io/*
 #                                   annotation). Set at pod level so that
 #                                   containers injected later (sidecars)
@@ -23,14 +35,15 @@
 #                                   runtime drops everything, then adds those)
 #     readOnlyRootFilesystem: true  only when configured
 #
-#   Windows pods (spec.os.name: windows) are left alone: the API forbids these
-#   Linux fields on them.
+#   Windows pods (spec.os.name: windows, or HostProcess containers) are left
+#   alone: the API forbids these Linux fields on them.
 #
 #   Reads: metadata.annotations, spec.os, spec.securityContext,
 #   spec.{initContainers,containers}[*].securityContext.
 #   Config (policies.security_context): defaults.{run_as_non_root,
 #   seccomp_profile, apparmor_profile, allow_privilege_escalation,
 #   drop_all_capabilities, read_only_root_filesystem} (booleans),
+#   run_as_user, run_as_group (UID/GID numbers, unset by default),
 #   namespaces (names or globs the policy applies to, default all),
 #   exclude_namespaces (names or globs it never touches).
 #   Pod templates of workloads (Deployment, ReplicaSet, StatefulSet,
@@ -61,7 +74,7 @@ settings := kubernetes.policy_config("security_context")
 default_switches := {
 	"run_as_non_root": true,
 	"seccomp_profile": true,
-	"apparmor_profile": true,
+	"apparmor_profile": false,
 	"allow_privilege_escalation": true,
 	"drop_all_capabilities": true,
 	"read_only_root_filesystem": false,
@@ -112,6 +125,16 @@ applies if {
 	kubernetes.namespace_matches(ns, included_namespaces)
 	not kubernetes.namespace_matches(ns, excluded_namespaces)
 	object.get(kubernetes.pod_spec, ["os", "name"], "linux") != "windows"
+	not host_process
+}
+
+# A HostProcess pod is a Windows pod even without spec.os: the Linux fields
+# are not for it.
+host_process if object.get(kubernetes.pod_spec, ["securityContext", "windowsOptions", "hostProcess"], false) == true
+
+host_process if {
+	some entry in kubernetes.containers
+	object.get(entry.container, ["securityContext", "windowsOptions", "hostProcess"], false) == true
 }
 
 pod_sc := object.get(kubernetes.pod_spec, "securityContext", {})
@@ -136,17 +159,88 @@ explicit_root if {
 	entry.container.securityContext.runAsUser == 0
 }
 
-mutate contains {"op": "default", "path": at(["securityContext", "runAsNonRoot"]), "value": true} if {
+# The choice for images of unknown user. runAsNonRoot: true is what the
+# restricted standard requires, but the kubelet refuses to start a container
+# under it whose image runs as root (or as a non-numeric user it cannot
+# check), and admission cannot see the image's USER. So: with
+# policies.security_context.run_as_user set, the pod also gets that UID (and
+# run_as_group, default the same number) and will start; unset (the default),
+# runAsNonRoot is still defaulted and every container that would run as the
+# image's own user gets an admission warning naming it and the fix. The pod
+# is admitted either way: refusing it would stop every image that does run as
+# a numeric non-root user.
+configured_uid := uid if {
+	uid := settings.run_as_user
+	is_number(uid)
+	uid > 0
+}
+
+configured_gid := gid if {
+	gid := settings.run_as_group
+	is_number(gid)
+} else := configured_uid
+
+defaults_run_as_non_root if {
 	applies
 	enabled("run_as_non_root")
 	unset(pod_sc, ["runAsNonRoot"])
 	not explicit_root
 }
 
+mutate contains {"op": "default", "path": at(["securityContext", "runAsNonRoot"]), "value": true} if defaults_run_as_non_root
+
+# image_user_containers: the containers that would run as their image's
+# user once runAsNonRoot: true is defaulted at pod level (no runAsUser of
+# their own or from the pod, no runAsNonRoot of their own).
+image_user_containers := [entry |
+	some entry in defaulted
+	unset(pod_sc, ["runAsUser"])
+	unset(entry.container, ["securityContext", "runAsUser"])
+	unset(entry.container, ["securityContext", "runAsNonRoot"])
+]
+
+mutate contains {"op": "default", "path": at(["securityContext", "runAsUser"]), "value": configured_uid} if {
+	defaults_run_as_non_root
+	count(image_user_containers) > 0
+}
+
+mutate contains {"op": "default", "path": at(["securityContext", "runAsGroup"]), "value": configured_gid} if {
+	defaults_run_as_non_root
+	count(image_user_containers) > 0
+	configured_uid
+	unset(pod_sc, ["runAsGroup"])
+}
+
+warn contains {"msg": msg} if {
+	defaults_run_as_non_root
+	not configured_uid
+	some entry in image_user_containers
+	msg := sprintf(
+		"container %q (image %q) has no runAsUser and gets runAsNonRoot: true: the kubelet will refuse to start it if the image runs as root or as a non-numeric user; use an image whose USER is a numeric non-root UID, or set securityContext.runAsUser (cluster-wide: policies.security_context.run_as_user)",
+		[entry.name, object.get(entry.container, "image", "")],
+	)
+}
+
+# Legacy seccomp annotations (alpha, still validated by the API server
+# against the fields: "seccomp type in annotation and field must match"):
+# when the user chose seccomp that way for the pod or any container, the
+# pod-level default stays off.
+seccomp_pod_annotation := "seccomp.security.alpha.kubernetes.io/pod"
+
+seccomp_container_annotation_prefix := "container.seccomp.security.alpha.kubernetes.io/"
+
+seccomp_annotated if kubernetes.pod_annotations[seccomp_pod_annotation]
+
+seccomp_annotated if {
+	some key, _ in kubernetes.pod_annotations
+	startswith(key, seccomp_container_annotation_prefix)
+}
+
 mutate contains {"op": "default", "path": at(["securityContext", "seccompProfile"]), "value": {"type": "RuntimeDefault"}} if {
 	applies
 	enabled("seccomp_profile")
 	unset(pod_sc, ["seccompProfile"])
+	not seccomp_annotated
 }
 
 apparmor_annotation_prefix := "container.apparmor.security.beta.kubernetes.io/"

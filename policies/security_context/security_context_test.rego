@@ -17,7 +17,6 @@ app(name) := {"name": name, "image": "nginx:1.27"}
 pod_defaults := {
 	{"op": "default", "path": ["spec", "securityContext", "runAsNonRoot"], "value": true},
 	{"op": "default", "path": ["spec", "securityContext", "seccompProfile"], "value": {"type": "RuntimeDefault"}},
-	{"op": "default", "path": ["spec", "securityContext", "appArmorProfile"], "value": {"type": "RuntimeDefault"}},
 }
 
 container_defaults(field, name) := {
@@ -34,7 +33,6 @@ hardened_container(name) := {
 hardened_pod_sc := {
 	"runAsNonRoot": true,
 	"seccompProfile": {"type": "RuntimeDefault"},
-	"appArmorProfile": {"type": "RuntimeDefault"},
 }
 
 test_bare_pod_gets_every_default if {
@@ -54,7 +52,7 @@ test_hardened_pod_untouched if {
 }
 
 test_explicit_values_never_overridden if {
-	security_context.mutate == {{"op": "default", "path": ["spec", "securityContext", "appArmorProfile"], "value": {"type": "RuntimeDefault"}}} with input as review({"spec": {
+	count(security_context.mutate) == 0 with input as review({"spec": {
 		"securityContext": {"runAsNonRoot": false, "seccompProfile": {"type": "Unconfined"}},
 		"containers": [{
 			"name": "app",
@@ -70,7 +68,7 @@ test_container_run_as_root_skips_run_as_non_root if {
 		object.union(app("root"), {"securityContext": {"runAsUser": 0}}),
 	]}})
 	not {"op": "default", "path": ["spec", "securityContext", "runAsNonRoot"], "value": true} in mutations
-	count(mutations) == 6
+	count(mutations) == 5
 }
 
 test_init_container_run_as_root_skips_run_as_non_root if {
@@ -127,11 +125,34 @@ test_sys_admin_container_keeps_escalation if {
 	}})
 }
 
+apparmor_on := object.union(default_switches_for_test, {"apparmor_profile": true})
+
+default_switches_for_test := {
+	"run_as_non_root": true,
+	"seccomp_profile": true,
+	"allow_privilege_escalation": true,
+	"drop_all_capabilities": true,
+	"read_only_root_filesystem": false,
+}
+
+apparmor_default := {"op": "default", "path": ["spec", "securityContext", "appArmorProfile"], "value": {"type": "RuntimeDefault"}}
+
+test_apparmor_off_by_default if {
+	mutations := security_context.mutate with input as review({"spec": {"containers": [app("app")]}})
+	not apparmor_default in mutations
+}
+
+test_apparmor_when_configured if {
+	security_context.mutate == (pod_defaults | {apparmor_default}) | container_defaults("containers", "app") with input as review({"spec": {"containers": [app("app")]}})
+		with data.portcullis.config.policies.security_context.defaults as apparmor_on
+}
+
 test_apparmor_annotation_leaves_apparmor_alone if {
 	mutations := security_context.mutate with input as review({
 		"metadata": {"name": "web", "annotations": {"container.apparmor.security.beta.kubernetes.io/app": "localhost/custom"}},
 		"spec": {"containers": [app("app"), app("other")]},
 	})
+		with data.portcullis.config.policies.security_context.defaults as apparmor_on
 	every m in mutations {
 		m.path != ["spec", "securityContext", "appArmorProfile"]
 	}
@@ -143,7 +164,107 @@ test_apparmor_container_field_leaves_apparmor_alone if {
 		object.union(app("app"), {"securityContext": {"appArmorProfile": {"type": "Localhost", "localhostProfile": "custom"}}}),
 		app("other"),
 	]}})
-	not {"op": "default", "path": ["spec", "securityContext", "appArmorProfile"], "value": {"type": "RuntimeDefault"}} in mutations
+		with data.portcullis.config.policies.security_context.defaults as apparmor_on
+	not apparmor_default in mutations
+	count(mutations) == 6
+}
+
+seccomp_default := {"op": "default", "path": ["spec", "securityContext", "seccompProfile"], "value": {"type": "RuntimeDefault"}}
+
+test_seccomp_pod_annotation_leaves_seccomp_alone if {
+	mutations := security_context.mutate with input as review({
+		"metadata": {"name": "web", "annotations": {"seccomp.security.alpha.kubernetes.io/pod": "localhost/profiles/audit.json"}},
+		"spec": {"containers": [app("app")]},
+	})
+	mutations == ({{"op": "default", "path": ["spec", "securityContext", "runAsNonRoot"], "value": true}} | container_defaults("containers", "app"))
+}
+
+test_seccomp_container_annotation_leaves_seccomp_alone if {
+	mutations := security_context.mutate with input as review({
+		"metadata": {"name": "web", "annotations": {"container.seccomp.security.alpha.kubernetes.io/app": "unconfined"}},
+		"spec": {"containers": [app("app"), app("other")]},
+	})
+	not seccomp_default in mutations
+	count(mutations) == 5
+}
+
+test_unrelated_annotation_keeps_seccomp_default if {
+	mutations := security_context.mutate with input as review({
+		"metadata": {"name": "web", "annotations": {"seccomp.example.com/pod": "x"}},
+		"spec": {"containers": [app("app")]},
+	})
+	seccomp_default in mutations
+}
+
+warning(name, image) := sprintf(
+	"container %q (image %q) has no runAsUser and gets runAsNonRoot: true: the kubelet will refuse to start it if the image runs as root or as a non-numeric user; use an image whose USER is a numeric non-root UID, or set securityContext.runAsUser (cluster-wide: policies.security_context.run_as_user)",
+	[name, image],
+)
+
+test_image_user_containers_warned if {
+	security_context.warn == {
+		{"msg": warning("init", "nginx:1.27")},
+		{"msg": warning("app", "nginx:1.27")},
+	} with input as review({"spec": {
+		"initContainers": [app("init")],
+		"containers": [app("app"), object.union(app("uid"), {"securityContext": {"runAsUser": 1000}}), object.union(app("own"), {"securityContext": {"runAsNonRoot": false}})],
+	}})
+}
+
+test_pod_run_as_user_means_no_warning if {
+	count(security_context.warn) == 0 with input as review({"spec": {
+		"securityContext": {"runAsUser": 1000},
+		"containers": [app("app")],
+	}})
+}
+
+test_user_run_as_non_root_means_no_warning if {
+	count(security_context.warn) == 0 with input as review({"spec": {
+		"securityContext": {"runAsNonRoot": true},
+		"containers": [app("app")],
+	}})
+}
+
+test_configured_uid_filled_instead_of_warning if {
+	security_context.mutate == (pod_defaults | container_defaults("containers", "app")) | {
+		{"op": "default", "path": ["spec", "securityContext", "runAsUser"], "value": 10001},
+		{"op": "default", "path": ["spec", "securityContext", "runAsGroup"], "value": 10001},
+	} with input as review({"spec": {"containers": [app("app")]}})
+		with data.portcullis.config.policies.security_context.run_as_user as 10001
+	count(security_context.warn) == 0 with input as review({"spec": {"containers": [app("app")]}})
+		with data.portcullis.config.policies.security_context.run_as_user as 10001
+}
+
+test_configured_gid_and_kept_group if {
+	mutations := security_context.mutate with input as review({"spec": {
+		"securityContext": {"runAsGroup": 3000},
+		"containers": [app("app")],
+	}})
+		with data.portcullis.config.policies.security_context.run_as_user as 10001
+		with data.portcullis.config.policies.security_context.run_as_group as 20002
+	{"op": "default", "path": ["spec", "securityContext", "runAsUser"], "value": 10001} in mutations
+	every m in mutations {
+		m.path != ["spec", "securityContext", "runAsGroup"]
+	}
+	{"op": "default", "path": ["spec", "securityContext", "runAsGroup"], "value": 20002} in security_context.mutate with input as review({"spec": {"containers": [app("app")]}})
+		with data.portcullis.config.policies.security_context.run_as_user as 10001
+		with data.portcullis.config.policies.security_context.run_as_group as 20002
+}
+
+test_configured_uid_not_used_when_every_container_has_one if {
+	mutations := security_context.mutate with input as review({"spec": {"containers": [object.union(app("app"), {"securityContext": {"runAsUser": 1000}})]}})
+		with data.portcullis.config.policies.security_context.run_as_user as 10001
+	every m in mutations {
+		m.path != ["spec", "securityContext", "runAsUser"]
+	}
+}
+
+test_host_process_pod_untouched if {
+	count(security_context.mutate) == 0 with input as review({"spec": {
+		"securityContext": {"windowsOptions": {"hostProcess": true}},
+		"hostNetwork": true,
+		"containers": [app("app")],
+	}})
 }
 
 test_read_only_root_filesystem_when_configured if {
@@ -188,7 +309,7 @@ test_exempt_namespace_untouched if {
 test_only_included_namespaces if {
 	count(security_context.mutate) == 0 with input as in_namespace({"spec": {"containers": [app("app")]}}, "default")
 		with data.portcullis.config.policies.security_context.namespaces as ["team-*", "prod"]
-	count(security_context.mutate) == 5 with input as in_namespace({"spec": {"containers": [app("app")]}}, "team-a")
+	count(security_context.mutate) == 4 with input as in_namespace({"spec": {"containers": [app("app")]}}, "team-a")
 		with data.portcullis.config.policies.security_context.namespaces as ["team-*", "prod"]
 }
 
