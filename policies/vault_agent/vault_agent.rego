@@ -58,7 +58,7 @@ defaults := {
 	"auth_type": "kubernetes",
 	"auth_path": "auth/kubernetes",
 	"vault_namespace": "",
-	"image": "hashicorp/vault:1.20.0",
+	"image": "hashicorp/vault:2.0.4",
 	"log_level": "info",
 	"log_format": "standard",
 	"default_template": "map",
@@ -74,6 +74,16 @@ defaults := {
 	},
 	"native_sidecar": false,
 	"exclude_namespaces": [],
+	"ca_cert_bytes": "",
+	"proxy_address": "",
+	"auth_min_backoff": "",
+	"auth_max_backoff": "",
+	"static_secret_render_interval": "",
+	"max_connections_per_host": 0,
+	"lease_renewal_threshold": 0,
+	"disable_idle_connections": "",
+	"disable_keep_alives": "",
+	"run_as_same_user": false,
 }
 
 cfg := object.union(defaults, kubernetes.policy_config("vault_agent"))
@@ -129,20 +139,16 @@ bool_annotations := {
 	"agent-inject", "agent-pre-populate", "agent-pre-populate-only", "agent-init-first",
 	"agent-revoke-on-shutdown", "tls-skip-verify", "preserve-secret-case", "agent-inject-token",
 	"agent-set-security-context", "agent-native-sidecar", "template-config-exit-on-retry-failure",
+	"agent-cache-enable", "agent-cache-exit-on-err", "agent-enable-quit", "agent-auto-auth-exit-on-err",
+	"agent-run-as-same-user", "agent-share-process-namespace",
 }
 
 bool_annotation_prefixes := {"preserve-secret-case-", "error-on-missing-key-"}
 
 # Annotations of vault-k8s this policy does not implement: warned about.
-unsupported_annotations := {
-	"agent-configmap", "agent-extra-secret", "agent-cache-enable", "agent-cache-use-auto-auth-token",
-	"agent-cache-listener-port", "agent-cache-exit-on-err", "agent-copy-volume-mounts",
-	"agent-json-patch", "agent-init-json-patch", "agent-run-as-same-user",
-	"agent-share-process-namespace", "agent-enable-quit", "agent-auto-auth-exit-on-err",
-	"agent-disable-idle-connections", "agent-disable-keep-alives", "auth-min-backoff",
-	"auth-max-backoff", "template-max-connections-per-host", "agent-metrics-listener-port",
-	"go-max-procs",
-}
+# (None left: every annotation of vault-k8s v1.7's annotations.go is
+# implemented; the set stays for what a later vault-k8s adds.)
+unsupported_annotations := {"agent-metrics-listener-port"}
 
 # --- when to inject ------------------------------------------------------
 
@@ -204,13 +210,33 @@ secret_volume_path := object.get(va, "secret-volume-path", "/vault/secrets")
 
 default_template := lower(object.get(va, "agent-inject-default-template", cfg.default_template))
 
+# agent-configmap: the agents read config-init.hcl / config.hcl from this
+# ConfigMap instead of a generated VAULT_CONFIG.
+config_map := object.get(va, "agent-configmap", "")
+
+extra_secret := object.get(va, "agent-extra-secret", "")
+
+copy_mounts_from := object.get(va, "agent-copy-volume-mounts", "")
+
 run_as_user_raw := object.get(va, "agent-run-as-user", as_string(cfg.run_as_user))
 
 run_as_group_raw := object.get(va, "agent-run-as-group", as_string(cfg.run_as_group))
 
 uid_pattern := `^[0-9]{1,10}$`
 
-run_as_user := to_number(run_as_user_raw) if regex.match(uid_pattern, run_as_user_raw)
+run_as_same_user := object.get(parsed_flags, "agent-run-as-same-user", cfg.run_as_same_user)
+
+# The first app container's UID, for agent-run-as-same-user.
+first_container_uid := object.get(kubernetes.pod_spec, ["containers", 0, "securityContext", "runAsUser"], null)
+
+run_as_user := first_container_uid if {
+	run_as_same_user
+	is_number(first_container_uid)
+	first_container_uid > 0
+} else := to_number(run_as_user_raw) if {
+	not run_as_same_user
+	regex.match(uid_pattern, run_as_user_raw)
+}
 
 run_as_group := to_number(run_as_group_raw) if regex.match(uid_pattern, run_as_group_raw)
 
@@ -223,13 +249,29 @@ as_string(x) := format_int(x, 10) if is_number(x)
 set_security_context := object.get(parsed_flags, "agent-set-security-context", sc_default)
 
 sc_default if {
-	some name in ["agent-run-as-user", "agent-run-as-group"]
+	some name in ["agent-run-as-user", "agent-run-as-group", "agent-run-as-same-user"]
 	has(name)
 } else := cfg.set_security_context
 
 revoke_on_shutdown := object.get(parsed_flags, "agent-revoke-on-shutdown", cfg.revoke_on_shutdown)
 
 revoke_grace := object.get(va, "agent-revoke-grace", as_string(cfg.revoke_grace))
+
+# Agent cache (vault-k8s's rules): persisted, in both agents, when the init
+# agent runs before a sidecar; else only the sidecar gets a listener.
+cache_enable := object.get(parsed_flags, "agent-cache-enable", false)
+
+cache_persist if {
+	cache_enable
+	pre_populate
+	not pre_populate_only
+}
+
+cache_listener_port := object.get(va, "agent-cache-listener-port", "8200")
+
+cache_use_auto_auth_token := object.get(va, "agent-cache-use-auto-auth-token", "true")
+
+enable_quit := object.get(parsed_flags, "agent-enable-quit", false)
 
 # --- secrets ---------------------------------------------------------------
 
@@ -272,6 +314,8 @@ secrets := [s |
 		"command": object.get(va, concat("-", ["agent-inject-command", raw]), ""),
 		"file": object.get(va, concat("-", ["agent-inject-file", raw]), ""),
 		"perms": object.get(va, concat("-", ["agent-inject-perms", raw]), ""),
+		"left_delimiter": object.get(va, concat("-", ["agent-template-left-delim", raw]), ""),
+		"right_delimiter": object.get(va, concat("-", ["agent-template-right-delim", raw]), ""),
 		"error_on_missing_key": object.get(parsed_flags, concat("-", ["error-on-missing-key", raw]), false),
 	}
 ]
@@ -315,9 +359,18 @@ destination(s) := concat("/", [s.mount_path, s.name]) if s.file == ""
 
 destination(s) := join_path(s.mount_path, s.file) if s.file != ""
 
+# or_default: the value, or the default when it is "".
+or_default(v, d) := v if v != ""
+
+or_default("", d) := d
+
 templates := [object.union(
 	object.union(
-		{"destination": destination(s), "left_delimiter": "{{", "right_delimiter": "}}"},
+		{
+			"destination": destination(s),
+			"left_delimiter": or_default(s.left_delimiter, "{{"),
+			"right_delimiter": or_default(s.right_delimiter, "}}"),
+		},
 		template_source(s),
 	),
 	compact({"command": s.command, "perms": s.perms, "error_on_missing_key": s.error_on_missing_key}),
@@ -397,12 +450,39 @@ sa_token := t if {
 
 sa_mount := {"name": sa_token.name, "mountPath": sa_token.mount_path, "readOnly": true}
 
+# AWS IAM auth (IRSA): the app's EKS web identity token mount goes to the
+# agents too, and the app's AWS_* settings become the agents' env.
+aws_mounts := [{"name": found[0].name, "mountPath": found[0].mountPath, "readOnly": true}] if {
+	auth_type == "aws"
+	found := [m | some m in app_mounts; contains(m.mountPath, "eks.amazonaws.com")]
+	count(found) > 0
+} else := []
+
+aws_env_names := ["AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"]
+
+# The first value of each AWS_* variable over the app containers, by name
+# (vault-k8s takes the first too, in Go map order).
+aws_env := array.concat(
+	[{"name": n, "value": values[0]} |
+		some n in aws_env_names
+		values := [object.get(e, "value", "") |
+			some c in object.get(kubernetes.pod_spec, "containers", [])
+			some e in object.get(c, "env", [])
+			e.name == n
+		]
+		count(values) > 0
+	],
+	[{"name": "AWS_REGION", "value": r} | r := auth_config.region; is_string(r)],
+) if auth_type == "aws"
+
+else := []
+
 # --- agent configuration (VAULT_CONFIG) ---------------------------------------
 
 # compact drops empty values, like Go's omitempty.
 compact(obj) := {k: v | some k, v in obj; not empty(v)}
 
-empty(v) if v in {"", false, null, {}, []}
+empty(v) if v in {"", false, null, {}, [], 0}
 
 auth_config_prefix := "auth-config-"
 
@@ -432,8 +512,99 @@ vault_stanza := object.union({"address": address}, compact({
 	"tls_skip_verify": object.get(parsed_flags, "tls-skip-verify", false),
 }))
 
+# split_list splits a comma-separated annotation like vault-k8s (no
+# trimming), [] for "".
+split_list("") := []
+
+split_list(s) := split(s, ",") if s != ""
+
+int_pattern := `^[+-]?[0-9]+$`
+
+float_pattern := `^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$`
+
+# Go's time.ParseDuration syntax.
+duration_pattern := `^[+-]?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$`
+
+max_connections_raw := object.get(va, "template-max-connections-per-host", as_string(cfg.max_connections_per_host))
+
+lease_renewal_raw := object.get(va, "template-lease-renewal-threshold", sprintf("%v", [cfg.lease_renewal_threshold]))
+
+number_or_zero(raw, pattern) := to_number(raw) if regex.match(pattern, raw)
+
+else := 0
+
+template_config := compact({
+	"static_secret_render_interval": object.get(va, "template-static-secret-render-interval", cfg.static_secret_render_interval),
+	"max_connections_per_host": number_or_zero(max_connections_raw, int_pattern),
+	"lease_renewal_threshold": number_or_zero(lease_renewal_raw, float_pattern),
+})
+
+# Telemetry: agent-telemetry-<param> (dashes become underscores), each value
+# read as JSON when it is JSON, kept only for the parameters Vault Agent's
+# telemetry stanza has (vault-k8s decodes them into its Telemetry struct,
+# which drops the others; a value of the wrong type drops the stanza).
+telemetry_params := {
+	"usage_gauge_period": "string", "maximum_gauge_cardinality": "number", "disable_hostname": "boolean",
+	"enable_hostname_label": "boolean", "lease_metrics_epsilon": "string", "num_lease_metrics_buckets": "number",
+	"add_lease_metrics_namespace_labels": "boolean", "filter_default": "boolean", "prefix_filter": "array",
+	"statsite_address": "string", "statsd_address": "string", "circonus_api_token": "string",
+	"circonus_api_app": "string", "circonus_api_url": "string", "circonus_submission_interval": "string",
+	"circonus_submission_url": "string", "circonus_check_id": "string",
+	"circonus_check_force_metric_activation": "boolean", "circonus_check_instance_id": "string",
+	"circonus_check_search_tag": "string", "circonus_check_display_name": "string",
+	"circonus_check_tags": "string", "circonus_broker_id": "string", "circonus_broker_select_tag": "string",
+	"dogstatsd_addr": "string", "dogstatsd_tags": "array", "prometheus_retention_time": "string",
+	"stackdriver_project_id": "string", "stackdriver_location": "string", "stackdriver_namespace": "string",
+	"stackdriver_debug_logs": "boolean",
+}
+
+telemetry_prefix := "agent-telemetry-"
+
+telemetry_values := {param: value |
+	some name, raw in va
+	startswith(name, telemetry_prefix)
+	param := replace(substring(name, count(telemetry_prefix), -1), "-", "_")
+	value := json_or_string(raw)
+}
+
+json_or_string(raw) := json.unmarshal(raw) if json.is_valid(raw)
+
+else := raw
+
+telemetry_wrong_type if {
+	some param, value in telemetry_values
+	want := telemetry_params[param]
+	type_name(value) != want
+}
+
+telemetry := compact({param: value |
+	some param, value in telemetry_values
+	telemetry_params[param]
+}) if not telemetry_wrong_type
+
+else := {}
+
+listener(with_api) := [object.union(
+	{"type": "tcp", "address": concat(":", ["127.0.0.1", cache_listener_port]), "tls_disable": true},
+	{"agent_api": {"enable_quit": true} | with_api},
+)]
+
+# persisted_cache: the listener and cache stanzas of both agents when the
+# cache is persisted.
+persisted_cache := {
+	"listener": listener(enable_quit),
+	"cache": object.union(compact({"use_auto_auth_token": cache_use_auto_auth_token}), {"persist": compact({
+		"type": "kubernetes",
+		"path": "/vault/agent-cache",
+		"exit_on_err": object.get(parsed_flags, "agent-cache-exit-on-err", false),
+	})}),
+}
+
+# quit_only: agent-enable-quit without a cache still opens a listener.
+quit_only := {"listener": listener(true), "cache": {}}
+
 # The configuration shared by both agents (rules, so evaluated once);
-# agent_config adds exit_after_auth, the only difference.
+# agent_config adds what differs.
 shared_config := object.union(
 	{
 		"auto_auth": {
@@ -441,6 +612,9 @@ shared_config := object.union(
 				"mount_path": auth_path,
 				"namespace": object.get(va, "namespace", cfg.vault_namespace),
 				"config": auth_config,
+				"min_backoff": object.get(va, "auth-min-backoff", cfg.auth_min_backoff),
+				"max_backoff": object.get(va, "auth-max-backoff", cfg.auth_max_backoff),
+				"exit_on_err": object.get(parsed_flags, "agent-auto-auth-exit-on-err", false),
 			})),
 			"sink": sinks,
 		},
@@ -448,31 +622,95 @@ shared_config := object.union(
 		"vault": vault_stanza,
 		"template_config": object.union(
 			{"exit_on_retry_failure": object.get(parsed_flags, "template-config-exit-on-retry-failure", cfg.exit_on_retry_failure)},
-			compact({"static_secret_render_interval": object.get(va, "template-static-secret-render-interval", "")}),
+			template_config,
 		),
 	},
-	compact({"template": templates}),
+	compact({
+		"template": templates,
+		"telemetry": telemetry,
+		"disable_idle_connections": split_list(object.get(va, "agent-disable-idle-connections", cfg.disable_idle_connections)),
+		"disable_keep_alives": split_list(object.get(va, "agent-disable-keep-alives", cfg.disable_keep_alives)),
+	}),
 )
 
-agent_config(exit_after_auth) := object.union(shared_config, {"exit_after_auth": exit_after_auth})
+init_config := object.union(object.union(shared_config, {"exit_after_auth": true}), init_cache_config)
+
+sidecar_config := object.union(object.union(shared_config, {"exit_after_auth": false}), sidecar_cache_config)
+
+# The sidecar gets a plain cache listener when caching is on without
+# persistence; the init agent only a persisted cache.
+sidecar_cache_config := persisted_cache if {
+	cache_persist
+} else := {"listener": listener(enable_quit), "cache": compact({"use_auto_auth_token": cache_use_auto_auth_token})} if {
+	cache_enable
+	not pre_populate_only
+} else := quit_only if {
+	enable_quit
+} else := {}
+
+init_cache_config := persisted_cache if {
+	cache_persist
+} else := quit_only if {
+	enable_quit
+} else := {}
 
 # --- containers ----------------------------------------------------------------
 
-env(exit_after_auth) := array.concat(
-	plain_env,
-	[{"name": "VAULT_CONFIG", "value": base64.encode(json.marshal(agent_config(exit_after_auth)))}],
-)
+field_env(name, path) := {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+base_env := [
+	field_env("NAMESPACE", "metadata.namespace"),
+	field_env("HOST_IP", "status.hostIP"),
+	field_env("POD_IP", "status.podIP"),
+]
 
 plain_env := [{"name": name, "value": value} |
 	some [name, value] in [
+		["GOMAXPROCS", object.get(va, "go-max-procs", "")],
 		["VAULT_CLIENT_TIMEOUT", object.get(va, "client-timeout", "")],
 		["VAULT_MAX_RETRIES", object.get(va, "client-max-retries", "")],
 		["VAULT_LOG_LEVEL", object.get(va, "log-level", cfg.log_level)],
 		["VAULT_LOG_FORMAT", object.get(va, "log-format", cfg.log_format)],
-		["HTTPS_PROXY", object.get(va, "proxy-address", "")],
+		["HTTPS_PROXY", object.get(va, "proxy-address", cfg.proxy_address)],
 	]
 	value != ""
 ]
+
+# With agent-configmap the agent reads its own config file, so the Vault
+# client settings go to the environment instead.
+config_map_env := [{"name": name, "value": value} |
+	some [name, value] in [
+		["VAULT_ADDR", address],
+		["VAULT_CACERT", object.get(va, "ca-cert", "")],
+		["VAULT_CAPATH", object.get(va, "ca-key", "")],
+		["VAULT_CLIENT_CERT", object.get(va, "client-cert", "")],
+		["VAULT_CLIENT_KEY", object.get(va, "client-key", "")],
+		["VAULT_SKIP_VERIFY", format_bool(object.get(parsed_flags, "tls-skip-verify", false))],
+		["VAULT_TLS_SERVER_NAME", object.get(va, "tls-server-name", "")],
+	]
+	value != ""
+]
+
+format_bool(true) := "true"
+
+format_bool(false) := "false"
+
+# The injector-wide CA certificate, PEM or base64 of PEM (vault-k8s decodes
+# it when it is valid base64).
+ca_cert_bytes := base64.decode(cfg.ca_cert_bytes) if base64.is_valid(cfg.ca_cert_bytes)
+
+else := cfg.ca_cert_bytes
+
+ca_env := [{"name": "VAULT_CACERT_BYTES", "value": ca_cert_bytes} | ca_cert_bytes != ""]
+
+config_env(agent_config) := [{"name": "VAULT_CONFIG", "value": base64.encode(json.marshal(agent_config))}] if config_map == ""
+
+else := config_map_env
+
+env(agent_config) := array.concat(
+	array.concat(array.concat(base_env, plain_env), config_env(agent_config)),
+	array.concat(ca_env, aws_env),
+)
 
 resource_annotations := [
 	["limits", "cpu", "agent-limits-cpu"],
@@ -495,42 +733,85 @@ resources := compact({kind: values |
 	}
 })
 
-agent_security_context := {
-	"allowPrivilegeEscalation": false,
-	"capabilities": {"drop": ["ALL"]},
-	"readOnlyRootFilesystem": true,
-	"runAsGroup": run_as_group,
-	"runAsNonRoot": run_as_user != 0,
-	"runAsUser": run_as_user,
-	"seccompProfile": {"type": "RuntimeDefault"},
-}
+# seccompProfile is left to the container annotation when the pod carries the
+# legacy one for this agent (the API rejects a contradicting field).
+agent_security_context(name) := object.union(
+	{
+		"allowPrivilegeEscalation": false,
+		"capabilities": {"drop": ["ALL"]},
+		"readOnlyRootFilesystem": true,
+		"runAsGroup": run_as_group,
+		"runAsNonRoot": run_as_user != 0,
+		"runAsUser": run_as_user,
+	},
+	{"seccompProfile": {"type": "RuntimeDefault"} | not ann[concat("", ["container.seccomp.security.alpha.kubernetes.io/", name])]},
+)
 
-agent_args := ["echo ${VAULT_CONFIG?} | base64 -d > /home/vault/config.json && vault agent -config=/home/vault/config.json"]
+default_args := ["echo ${VAULT_CONFIG?} | base64 -d > /home/vault/config.json && vault agent -config=/home/vault/config.json"]
+
+agent_args(file) := default_args if config_map == ""
+
+else := [sprintf("touch /home/vault/.vault-token && vault agent -config=/vault/configs/%s", [file])]
 
 tls_secret := object.get(va, "tls-secret", "")
 
-tls_mounts := [{"name": "vault-tls-secrets", "mountPath": "/vault/tls", "readOnly": true} | tls_secret != ""]
-
-container(name, exit_after_auth, mounts) := object.union(
-	compact({
-		"name": name,
-		"image": image,
-		"command": ["/bin/sh", "-ec"],
-		"args": agent_args,
-		"env": env(exit_after_auth),
-		"resources": resources,
-		"volumeMounts": mounts,
-	}),
-	{"securityContext": agent_security_context | set_security_context},
+# Mounts after the secrets, in vault-k8s's order.
+extra_mounts := array.concat(
+	array.concat(
+		[{"name": "extra-secrets", "mountPath": "/vault/custom", "readOnly": true} | extra_secret != ""],
+		copied_mounts,
+	),
+	array.concat(
+		array.concat(
+			[{"name": "vault-config", "mountPath": "/vault/configs", "readOnly": true} | config_map != ""],
+			[{"name": "vault-tls-secrets", "mountPath": "/vault/tls", "readOnly": true} | tls_secret != ""],
+		),
+		[{"name": "vault-agent-cache", "mountPath": "/vault/agent-cache"} | cache_persist],
+	),
 )
+
+# agent-copy-volume-mounts: the named container's mounts (containers, then
+# init containers), except service account token mounts.
+copied_mounts := [m |
+	copy_mounts_from != ""
+	some field in ["containers", "initContainers"]
+	some c in object.get(kubernetes.pod_spec, field, [])
+	c.name == copy_mounts_from
+	some m in object.get(c, "volumeMounts", [])
+	not contains(lower(m.mountPath), "serviceaccount")
+]
+
+# container builds an agent container and applies its JSON patch annotation
+# (RFC 6902, with OPA's json.patch) to it, as vault-k8s does.
+container(name, agent_config, mounts, file, patch_annotation) := patched if {
+	built := object.union(
+		compact({
+			"name": name,
+			"image": image,
+			"command": ["/bin/sh", "-ec"],
+			"args": agent_args(file),
+			"env": env(agent_config),
+			"resources": resources,
+			"volumeMounts": mounts,
+		}),
+		{"securityContext": agent_security_context(name) | set_security_context},
+	)
+	patched := apply_json_patch(built, object.get(va, patch_annotation, ""))
+}
+
+apply_json_patch(c, "") := c
+
+apply_json_patch(c, patch) := json.patch(c, json.unmarshal(patch)) if patch != ""
 
 init_container := container(
 	"vault-agent-init",
-	true,
-	array.concat(array.concat([{"name": "home-init", "mountPath": "/home/vault"}, sa_mount], secret_mounts), tls_mounts),
+	init_config,
+	array.concat(array.concat(array.concat([{"name": "home-init", "mountPath": "/home/vault"}, sa_mount], aws_mounts), secret_mounts), extra_mounts),
+	"config-init.hcl",
+	"agent-init-json-patch",
 )
 
-sidecar_mounts := array.concat(array.concat([sa_mount, {"name": "home-sidecar", "mountPath": "/home/vault"}], secret_mounts), tls_mounts)
+sidecar_mounts := array.concat(array.concat(array.concat([sa_mount, {"name": "home-sidecar", "mountPath": "/home/vault"}], aws_mounts), secret_mounts), extra_mounts)
 
 revoke_flags := array.concat(
 	array.concat([sprintf("-address=%s", [address])], [sprintf("-%s=%s", [flag_name, value]) |
@@ -551,7 +832,7 @@ lifecycle := {"preStop": {"exec": {"command": [
 
 sidecar := object.union(
 	object.union(
-		container("vault-agent", false, sidecar_mounts),
+		container("vault-agent", sidecar_config, sidecar_mounts, "config.hcl", "agent-json-patch"),
 		{"lifecycle": lifecycle | revoke_on_shutdown},
 	),
 	{"restartPolicy": "Always" | native_sidecar},
@@ -565,24 +846,39 @@ init_agents := array.concat(
 
 sidecar_agents := [sidecar | run_sidecar; not native_sidecar]
 
+memory_volume(name) := {"name": name, "emptyDir": {"medium": "Memory"}}
+
 volumes := array.concat(
 	array.concat(
 		array.concat(
-			[{"name": "home-init", "emptyDir": {"medium": "Memory"}} | pre_populate],
-			[{"name": "home-sidecar", "emptyDir": {"medium": "Memory"}} | run_sidecar],
+			[memory_volume("home-init") | pre_populate],
+			[memory_volume("home-sidecar") | run_sidecar],
 		),
 		[sa_token.volume | sa_token.volume],
 	),
 	array.concat(
-		[{"name": n, "emptyDir": {"medium": "Memory"}} | some m in secret_mounts; n := m.name],
-		[{"name": "vault-tls-secrets", "secret": {"secretName": tls_secret}} | tls_secret != ""],
+		array.concat(
+			[memory_volume(m.name) | some m in secret_mounts],
+			array.concat(
+				[{"name": "vault-config", "configMap": {"name": config_map}} | config_map != ""],
+				[{"name": "extra-secrets", "secret": {"secretName": extra_secret}} | extra_secret != ""],
+			),
+		),
+		array.concat(
+			[{"name": "vault-tls-secrets", "secret": {"secretName": tls_secret}} | tls_secret != ""],
+			[memory_volume("vault-agent-cache") | cache_persist],
+		),
 	),
 )
 
-# App containers that get the secrets: agent-inject-containers, else all.
-selected_names := {trim_space(n) | some n in split(va["agent-inject-containers"], ",")} if {
+# App containers that get the secrets: agent-inject-containers (names
+# matched literally, as vault-k8s does: "a, b" names "a" and " b"), else all.
+selected_names := {n | some n in split(va["agent-inject-containers"], ",")} if {
 	has("agent-inject-containers")
 } else := {c.name | some c in object.get(kubernetes.pod_spec, "containers", [])}
+
+# agent-share-process-namespace sets spec.shareProcessNamespace.
+share_process_namespace := parsed_flags["agent-share-process-namespace"]
 
 # --- edits ---------------------------------------------------------------------
 
@@ -626,6 +922,11 @@ mutate contains {"op": "append", "path": ["spec", "containers"], "value": sideca
 	count(sidecar_agents) > 0
 }
 
+mutate contains {"op": "set", "path": ["spec", "shareProcessNamespace"], "value": share_process_namespace} if {
+	inject
+	is_boolean(share_process_namespace)
+}
+
 # --- denials and warnings ----------------------------------------------------------
 
 deny contains {"msg": msg} if {
@@ -651,8 +952,11 @@ bool_annotation(name) if {
 	startswith(name, p)
 }
 
+# With agent-configmap the agent's own config file authenticates: no role
+# needed (vault-k8s skips these checks then).
 deny contains {"msg": msg} if {
 	active
+	config_map == ""
 	auth_type == "kubernetes"
 	role == ""
 	object.get(va, "auth-config-role", "") == ""
@@ -661,6 +965,7 @@ deny contains {"msg": msg} if {
 
 deny contains {"msg": msg} if {
 	active
+	config_map == ""
 	address == ""
 	msg := sprintf("Vault agent injection needs a Vault address: set policies.vault_agent.address or the %q annotation", [key("service")])
 }
@@ -685,6 +990,20 @@ deny contains {"msg": msg} if {
 	msg := sprintf("annotation %q must be a non-negative integer", [key(name)])
 }
 
+deny contains {"msg": msg} if {
+	active
+	run_as_same_user
+	not run_as_user
+	msg := sprintf("annotation %q needs the first container to set a non-zero securityContext.runAsUser", [key("agent-run-as-same-user")])
+}
+
+deny contains {"msg": msg} if {
+	active
+	share_process_namespace == true
+	object.get(kubernetes.pod_spec, "shareProcessNamespace", null) == false
+	msg := sprintf("annotation %q asks for a shared process namespace the pod explicitly disables", [key("agent-share-process-namespace")])
+}
+
 quantity_pattern := `^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[numkMGTPE]|[KMGTPE]i)?$`
 
 deny contains {"msg": msg} if {
@@ -700,6 +1019,67 @@ deny contains {"msg": msg} if {
 	active
 	not regex.match(`^[0-9]{1,4}$`, revoke_grace)
 	msg := sprintf("annotation %q must be a number of seconds", [key("agent-revoke-grace")])
+}
+
+deny contains {"msg": msg} if {
+	active
+	some name in ["auth-min-backoff", "auth-max-backoff"]
+	value := va[name]
+	value != ""
+	not regex.match(duration_pattern, value)
+	msg := sprintf("annotation %q must be a duration (like 1s or 5m)", [key(name)])
+}
+
+deny contains {"msg": msg} if {
+	active
+	value := va["template-max-connections-per-host"]
+	not regex.match(int_pattern, value)
+	msg := sprintf("annotation %q must be an integer", [key("template-max-connections-per-host")])
+}
+
+deny contains {"msg": msg} if {
+	active
+	value := va["template-lease-renewal-threshold"]
+	not regex.match(float_pattern, value)
+	msg := sprintf("annotation %q must be a number (a fraction of the lease, like 0.9)", [key("template-lease-renewal-threshold")])
+}
+
+# A JSON patch annotation must be a JSON array of operations that applies to
+# the agent container.
+deny contains {"msg": msg} if {
+	active
+	some [name, agent] in [["agent-json-patch", "vault-agent"], ["agent-init-json-patch", "vault-agent-init"]]
+	value := va[name]
+	value != ""
+	not valid_patch(value)
+	msg := sprintf("annotation %q is not a JSON patch (an array of RFC 6902 operations)", [key(name)])
+}
+
+valid_patch(value) if {
+	json.is_valid(value)
+	ops := json.unmarshal(value)
+	is_array(ops)
+	every op in ops {
+		is_object(op)
+		op.op in {"add", "remove", "replace", "move", "copy", "test"}
+		is_string(op.path)
+	}
+}
+
+deny contains {"msg": msg} if {
+	active
+	valid_patch(va["agent-init-json-patch"])
+	pre_populate
+	not init_container
+	msg := sprintf("annotation %q does not apply to the %q container", [key("agent-init-json-patch"), "vault-agent-init"])
+}
+
+deny contains {"msg": msg} if {
+	active
+	valid_patch(va["agent-json-patch"])
+	run_sidecar
+	not sidecar
+	msg := sprintf("annotation %q does not apply to the %q container", [key("agent-json-patch"), "vault-agent"])
 }
 
 deny contains {"msg": msg} if {
@@ -732,7 +1112,24 @@ warn contains {"msg": msg} if {
 
 warn contains {"msg": msg} if {
 	active
-	some name, _ in va
-	startswith(name, "agent-telemetry-")
-	msg := sprintf("annotation %q is not supported by Portcullis's Vault agent injection and is ignored", [key(name)])
+	some param, _ in telemetry_values
+	not telemetry_params[param]
+	msg := sprintf("annotation %q is not a Vault Agent telemetry parameter and is ignored", [key(concat("", [telemetry_prefix, replace(param, "_", "-")]))])
+}
+
+warn contains {"msg": msg} if {
+	active
+	telemetry_wrong_type
+	msg := sprintf("a %q annotation has a value of the wrong type: the agents get no telemetry stanza (as with vault-k8s)", [key("agent-telemetry-*")])
+}
+
+# vault-k8s matches agent-inject-containers literally; a name that matches no
+# container only because of spaces is almost surely a mistake.
+warn contains {"msg": msg} if {
+	active
+	has("agent-inject-containers")
+	some n in selected_names
+	n != trim_space(n)
+	not n in {c.name | some c in kubernetes.pod_spec.containers}
+	msg := sprintf("annotation %q names %q, which matches no container: names are matched exactly, without trimming spaces", [key("agent-inject-containers"), n])
 }

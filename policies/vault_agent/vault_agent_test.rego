@@ -59,7 +59,12 @@ agent_config(exit_after_auth, overrides) := object.union(
 	overrides,
 )
 
+field_env(name, path) := {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
 env(config) := [
+	field_env("NAMESPACE", "metadata.namespace"),
+	field_env("HOST_IP", "status.hostIP"),
+	field_env("POD_IP", "status.podIP"),
 	{"name": "VAULT_LOG_LEVEL", "value": "info"},
 	{"name": "VAULT_LOG_FORMAT", "value": "standard"},
 	{"name": "VAULT_CONFIG", "value": base64.encode(json.marshal(config))},
@@ -83,7 +88,7 @@ secrets_mount := {"name": "vault-secrets", "mountPath": "/vault/secrets"}
 
 init_agent(config) := {
 	"name": "vault-agent-init",
-	"image": "hashicorp/vault:1.20.0",
+	"image": "hashicorp/vault:2.0.4",
 	"command": ["/bin/sh", "-ec"],
 	"args": agent_args,
 	"env": env(config),
@@ -94,7 +99,7 @@ init_agent(config) := {
 
 sidecar_agent(config) := {
 	"name": "vault-agent",
-	"image": "hashicorp/vault:1.20.0",
+	"image": "hashicorp/vault:2.0.4",
 	"command": ["/bin/sh", "-ec"],
 	"args": agent_args,
 	"env": env(config),
@@ -167,7 +172,7 @@ test_configured_defaults if {
 	sidecar := sidecar_value(mutations)
 	sidecar.image == "registry.example/vault:1.21.0"
 	sidecar.resources == {"limits": {"cpu": "1", "memory": "128Mi"}, "requests": {"cpu": "250m", "memory": "32Mi"}}
-	sidecar.env[0] == {"name": "VAULT_LOG_LEVEL", "value": "debug"}
+	sidecar.env[3] == {"name": "VAULT_LOG_LEVEL", "value": "debug"}
 	config := decoded_config(sidecar)
 	config.vault == {"address": "https://vault.example:8200"}
 	config.auto_auth.method.mount_path == "auth/k8s-prod"
@@ -221,7 +226,7 @@ test_existing_init_containers_mounted_when_appended if {
 
 test_selected_containers if {
 	vault_agent.mutate == (default_edits | {app_mount_edit("api")}) - {app_mount_edit("app")} with input as review(
-		object.union(base_annotations, {"vault.hashicorp.com/agent-inject-containers": "api, missing"}),
+		object.union(base_annotations, {"vault.hashicorp.com/agent-inject-containers": "api,missing"}),
 		{"containers": [app("app"), app("api"), app("metrics")]},
 	)
 }
@@ -678,13 +683,230 @@ test_no_address_denied if {
 		with data.portcullis.config.policies.vault_agent.address as ""
 }
 
-test_unsupported_annotations_warned if {
+test_unknown_annotations_warned if {
 	vault_agent.warn == {
-		{"msg": "annotation \"vault.hashicorp.com/agent-cache-enable\" is not supported by Portcullis's Vault agent injection and is ignored"},
-		{"msg": "annotation \"vault.hashicorp.com/agent-telemetry-prometheus_retention_time\" is not supported by Portcullis's Vault agent injection and is ignored"},
+		{"msg": "annotation \"vault.hashicorp.com/agent-metrics-listener-port\" is not supported by Portcullis's Vault agent injection and is ignored"},
+		{"msg": "annotation \"vault.hashicorp.com/agent-telemetry-no-such-param\" is not a Vault Agent telemetry parameter and is ignored"},
 	} with input as pod({
-		"vault.hashicorp.com/agent-cache-enable": "true",
-		"vault.hashicorp.com/agent-telemetry-prometheus_retention_time": "30s",
+		"vault.hashicorp.com/agent-metrics-listener-port": "9102",
+		"vault.hashicorp.com/agent-telemetry-no-such-param": "1",
 	})
-	vault_agent.mutate == default_edits with input as pod({"vault.hashicorp.com/agent-cache-enable": "true"})
+	vault_agent.mutate == default_edits with input as pod({"vault.hashicorp.com/agent-metrics-listener-port": "9102"})
+}
+
+test_inject_containers_matched_literally if {
+	mutations := vault_agent.mutate with input as review(
+		object.union(base_annotations, {"vault.hashicorp.com/agent-inject-containers": "app, api"}),
+		{"containers": [app("app"), app("api")]},
+	)
+	app_mount_edit("app") in mutations
+	not app_mount_edit("api") in mutations
+	vault_agent.warn == {{"msg": "annotation \"vault.hashicorp.com/agent-inject-containers\" names \" api\", which matches no container: names are matched exactly, without trimming spaces"}} with input as review(
+		object.union(base_annotations, {"vault.hashicorp.com/agent-inject-containers": "app, api"}),
+		{"containers": [app("app"), app("api")]},
+	)
+}
+
+# --- vault-k8s annotations beyond the basics ------------------------------------------
+
+init_value(mutations) := init_containers_value(mutations)[0]
+
+env_value(container, name) := [object.get(e, "value", e) | some e in container.env; e.name == name][0]
+
+test_go_max_procs_and_proxy if {
+	sidecar := sidecar_value(vault_agent.mutate) with input as pod({"vault.hashicorp.com/go-max-procs": "2"})
+		with data.portcullis.config.policies.vault_agent.proxy_address as "http://proxy:3128"
+	env_value(sidecar, "GOMAXPROCS") == "2"
+	env_value(sidecar, "HTTPS_PROXY") == "http://proxy:3128"
+	[e.name | some e in sidecar.env] == ["NAMESPACE", "HOST_IP", "POD_IP", "GOMAXPROCS", "VAULT_LOG_LEVEL", "VAULT_LOG_FORMAT", "HTTPS_PROXY", "VAULT_CONFIG"]
+}
+
+test_ca_cert_bytes_pem_or_base64 if {
+	pem := "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+	env_value(sidecar_value(vault_agent.mutate), "VAULT_CACERT_BYTES") == pem with input as pod({})
+		with data.portcullis.config.policies.vault_agent.ca_cert_bytes as pem
+	env_value(sidecar_value(vault_agent.mutate), "VAULT_CACERT_BYTES") == pem with input as pod({})
+		with data.portcullis.config.policies.vault_agent.ca_cert_bytes as base64.encode(pem)
+}
+
+test_auth_backoffs_and_exit_on_err if {
+	method := decoded_config(sidecar_value(vault_agent.mutate)).auto_auth.method with input as pod({
+		"vault.hashicorp.com/auth-min-backoff": "2s",
+		"vault.hashicorp.com/agent-auto-auth-exit-on-err": "true",
+	})
+		with data.portcullis.config.policies.vault_agent.auth_max_backoff as "1m"
+	method.min_backoff == "2s"
+	method.max_backoff == "1m"
+	method.exit_on_err == true
+}
+
+test_bad_backoff_denied if {
+	vault_agent.deny == {{"msg": "annotation \"vault.hashicorp.com/auth-max-backoff\" must be a duration (like 1s or 5m)"}} with input as pod({"vault.hashicorp.com/auth-max-backoff": "five minutes"})
+}
+
+listener_8200 := {"type": "tcp", "address": "127.0.0.1:8200", "tls_disable": true}
+
+test_cache_persisted_in_both_agents if {
+	mutations := vault_agent.mutate with input as pod({"vault.hashicorp.com/agent-cache-enable": "true", "vault.hashicorp.com/agent-cache-exit-on-err": "true"})
+	persisted := {"use_auto_auth_token": "true", "persist": {"type": "kubernetes", "path": "/vault/agent-cache", "exit_on_err": true}}
+	decoded_config(init_value(mutations)).cache == persisted
+	decoded_config(sidecar_value(mutations)).cache == persisted
+	decoded_config(sidecar_value(mutations)).listener == [listener_8200]
+	{"name": "vault-agent-cache", "mountPath": "/vault/agent-cache"} in sidecar_value(mutations).volumeMounts
+	memory("vault-agent-cache") in edit_at(mutations, ["spec", "volumes"]).value
+}
+
+test_cache_without_init_agent_only_in_sidecar if {
+	mutations := vault_agent.mutate with input as pod({
+		"vault.hashicorp.com/agent-cache-enable": "true",
+		"vault.hashicorp.com/agent-pre-populate": "false",
+		"vault.hashicorp.com/agent-cache-listener-port": "8300",
+		"vault.hashicorp.com/agent-cache-use-auto-auth-token": "force",
+	})
+	config := decoded_config(sidecar_value(mutations))
+	config.cache == {"use_auto_auth_token": "force"}
+	config.listener == [{"type": "tcp", "address": "127.0.0.1:8300", "tls_disable": true}]
+	not memory("vault-agent-cache") in edit_at(mutations, ["spec", "volumes"]).value
+}
+
+test_enable_quit_opens_a_listener if {
+	mutations := vault_agent.mutate with input as pod({"vault.hashicorp.com/agent-enable-quit": "true"})
+	every container in [init_value(mutations), sidecar_value(mutations)] {
+		decoded_config(container).listener == [object.union(listener_8200, {"agent_api": {"enable_quit": true}})]
+		decoded_config(container).cache == {}
+	}
+}
+
+test_template_config_and_connections if {
+	config := decoded_config(sidecar_value(vault_agent.mutate)) with input as pod({
+		"vault.hashicorp.com/template-max-connections-per-host": "20",
+		"vault.hashicorp.com/template-lease-renewal-threshold": "0.75",
+		"vault.hashicorp.com/agent-disable-idle-connections": "auto-auth,templating",
+		"vault.hashicorp.com/agent-disable-keep-alives": "caching",
+	})
+	config.template_config == {"exit_on_retry_failure": true, "max_connections_per_host": 20, "lease_renewal_threshold": 0.75}
+	config.disable_idle_connections == ["auto-auth", "templating"]
+	config.disable_keep_alives == ["caching"]
+}
+
+test_bad_numbers_denied if {
+	vault_agent.deny == {
+		{"msg": "annotation \"vault.hashicorp.com/template-max-connections-per-host\" must be an integer"},
+		{"msg": "annotation \"vault.hashicorp.com/template-lease-renewal-threshold\" must be a number (a fraction of the lease, like 0.9)"},
+	} with input as pod({
+		"vault.hashicorp.com/template-max-connections-per-host": "many",
+		"vault.hashicorp.com/template-lease-renewal-threshold": "most",
+	})
+}
+
+test_telemetry_values_read_as_json if {
+	config := decoded_config(sidecar_value(vault_agent.mutate)) with input as pod({
+		"vault.hashicorp.com/agent-telemetry-prometheus-retention-time": "30s",
+		"vault.hashicorp.com/agent-telemetry-disable-hostname": "true",
+		"vault.hashicorp.com/agent-telemetry-prefix-filter": "[\"+vault.token\"]",
+	})
+	config.telemetry == {"prometheus_retention_time": "30s", "disable_hostname": true, "prefix_filter": ["+vault.token"]}
+}
+
+test_telemetry_wrong_type_drops_stanza if {
+	config := decoded_config(sidecar_value(vault_agent.mutate)) with input as pod({"vault.hashicorp.com/agent-telemetry-disable-hostname": "yes please"})
+	not config.telemetry
+}
+
+test_template_delimiters if {
+	config := decoded_config(sidecar_value(vault_agent.mutate)) with input as pod({
+		"vault.hashicorp.com/agent-template-left-delim-db": "[[",
+		"vault.hashicorp.com/agent-template-right-delim-db": "]]",
+	})
+	config.template[0].left_delimiter == "[["
+	config.template[0].right_delimiter == "]]"
+}
+
+test_configmap_replaces_generated_config if {
+	annotations := {
+		"vault.hashicorp.com/agent-inject": "true",
+		"vault.hashicorp.com/agent-configmap": "agent-config",
+		"vault.hashicorp.com/tls-skip-verify": "true",
+	}
+	mutations := vault_agent.mutate with input as review(annotations, {"containers": [app("app")]})
+	count(vault_agent.deny) == 0 with input as review(annotations, {"containers": [app("app")]})
+	init := init_value(mutations)
+	init.args == ["touch /home/vault/.vault-token && vault agent -config=/vault/configs/config-init.hcl"]
+	sidecar_value(mutations).args == ["touch /home/vault/.vault-token && vault agent -config=/vault/configs/config.hcl"]
+	[e.name | some e in init.env] == ["NAMESPACE", "HOST_IP", "POD_IP", "VAULT_LOG_LEVEL", "VAULT_LOG_FORMAT", "VAULT_ADDR", "VAULT_SKIP_VERIFY"]
+	env_value(init, "VAULT_SKIP_VERIFY") == "true"
+	{"name": "vault-config", "mountPath": "/vault/configs", "readOnly": true} in init.volumeMounts
+	{"name": "vault-config", "configMap": {"name": "agent-config"}} in edit_at(mutations, ["spec", "volumes"]).value
+}
+
+test_extra_secret_and_copied_mounts if {
+	spec := {
+		"containers": [object.union(app("app"), {"volumeMounts": [sa_mount, {"name": "config", "mountPath": "/etc/app"}]})],
+		"volumes": [{"name": "config", "configMap": {"name": "app"}}],
+	}
+	annotations := object.union(base_annotations, {
+		"vault.hashicorp.com/agent-extra-secret": "agent-extra",
+		"vault.hashicorp.com/agent-copy-volume-mounts": "app",
+	})
+	mutations := vault_agent.mutate with input as review(annotations, spec)
+	sidecar_value(mutations).volumeMounts == [
+		sa_mount, {"name": "home-sidecar", "mountPath": "/home/vault"}, secrets_mount,
+		{"name": "extra-secrets", "mountPath": "/vault/custom", "readOnly": true},
+		{"name": "config", "mountPath": "/etc/app"},
+	]
+	{"name": "extra-secrets", "secret": {"secretName": "agent-extra"}} in edit_at(mutations, ["spec", "volumes"]).value
+}
+
+test_run_as_same_user if {
+	spec := {"containers": [object.union(app("app"), {"securityContext": {"runAsUser": 4242}})]}
+	mutations := vault_agent.mutate with input as review(object.union(base_annotations, {"vault.hashicorp.com/agent-run-as-same-user": "true"}), spec)
+	sidecar_value(mutations).securityContext.runAsUser == 4242
+	init_value(mutations).securityContext.runAsUser == 4242
+}
+
+test_run_as_same_user_needs_a_uid if {
+	vault_agent.deny == {{"msg": "annotation \"vault.hashicorp.com/agent-run-as-same-user\" needs the first container to set a non-zero securityContext.runAsUser"}} with input as pod({"vault.hashicorp.com/agent-run-as-same-user": "true"})
+}
+
+test_share_process_namespace if {
+	{"op": "set", "path": ["spec", "shareProcessNamespace"], "value": true} in vault_agent.mutate with input as pod({"vault.hashicorp.com/agent-share-process-namespace": "true"})
+	vault_agent.deny == {{"msg": "annotation \"vault.hashicorp.com/agent-share-process-namespace\" asks for a shared process namespace the pod explicitly disables"}} with input as review(
+		object.union(base_annotations, {"vault.hashicorp.com/agent-share-process-namespace": "true"}),
+		{"shareProcessNamespace": false, "containers": [app("app")]},
+	)
+}
+
+test_json_patches_applied_to_their_agent if {
+	mutations := vault_agent.mutate with input as pod({
+		"vault.hashicorp.com/agent-json-patch": `[{"op":"replace","path":"/resources/limits/memory","value":"512Mi"}]`,
+		"vault.hashicorp.com/agent-init-json-patch": `[{"op":"add","path":"/env/-","value":{"name":"EXTRA","value":"1"}}]`,
+	})
+	sidecar_value(mutations).resources.limits.memory == "512Mi"
+	init_value(mutations).resources.limits.memory == "128Mi"
+	env_value(init_value(mutations), "EXTRA") == "1"
+	not env_value(sidecar_value(mutations), "EXTRA")
+}
+
+test_bad_json_patches_denied if {
+	vault_agent.deny == {
+		{"msg": "annotation \"vault.hashicorp.com/agent-json-patch\" is not a JSON patch (an array of RFC 6902 operations)"},
+		{"msg": "annotation \"vault.hashicorp.com/agent-init-json-patch\" does not apply to the \"vault-agent-init\" container"},
+	} with input as pod({
+		"vault.hashicorp.com/agent-json-patch": `{"op":"add"}`,
+		"vault.hashicorp.com/agent-init-json-patch": `[{"op":"replace","path":"/no/such/field","value":1}]`,
+	})
+}
+
+test_aws_auth_gets_irsa_mount_and_env if {
+	irsa := {"name": "aws-iam-token", "mountPath": "/var/run/secrets/eks.amazonaws.com/serviceaccount", "readOnly": true}
+	spec := {"containers": [object.union(app("app"), {
+		"volumeMounts": [sa_mount, irsa],
+		"env": [{"name": "AWS_ROLE_ARN", "value": "arn:aws:iam::1:role/web"}, {"name": "OTHER", "value": "x"}],
+	})]}
+	annotations := object.union(base_annotations, {"vault.hashicorp.com/auth-type": "aws", "vault.hashicorp.com/auth-config-region": "eu-west-1"})
+	sidecar := sidecar_value(vault_agent.mutate) with input as review(annotations, spec)
+	irsa in sidecar.volumeMounts
+	env_value(sidecar, "AWS_ROLE_ARN") == "arn:aws:iam::1:role/web"
+	env_value(sidecar, "AWS_REGION") == "eu-west-1"
+	not env_value(sidecar, "OTHER")
 }
