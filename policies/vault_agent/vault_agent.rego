@@ -801,7 +801,7 @@ container(name, agent_config, mounts, file, patch_annotation) := patched if {
 
 apply_json_patch(c, "") := c
 
-apply_json_patch(c, patch) := json.patch(c, json.unmarshal(patch)) if patch != ""
+apply_json_patch(c, patch) := json.patch(c, json.unmarshal(patch)) if valid_patch(patch)
 
 init_container := container(
 	"vault-agent-init",
