@@ -274,7 +274,7 @@ func sortAWSEnv(env []any) {
 // notRestrictedVaultK8s lists the matrix cases whose annotations themselves
 // take the agents out of Pod Security restricted.
 var notRestrictedVaultK8s = map[string]bool{
-	"run-as-root":                true, // agent-run-as-user: 0
+	"run-as-root": true, // agent-run-as-user: 0
 }
 
 // checkFullMutation runs every mutating policy with the default

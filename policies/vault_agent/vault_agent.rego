@@ -801,7 +801,89 @@ container(name, agent_config, mounts, file, patch_annotation) := patched if {
 
 apply_json_patch(c, "") := c
 
-apply_json_patch(c, patch) := json.patch(c, json.unmarshal(patch)) if valid_patch(patch)
+apply_json_patch(c, patch) := json.patch(c, ops) if {
+	valid_patch(patch)
+	ops := json.unmarshal(patch)
+	patch_applies(c, ops)
+}
+
+# patch_applies is true when every operation finds what it needs in the
+# container (built-in errors are strict, so json.patch must never be called
+# with a patch that does not apply): the path of a remove, replace or test
+# and the from of a move or copy exist; the parent of an add (or of a move or
+# copy target) exists, and an array index is within bounds. Paths created by
+# earlier operations count as existing; a path an earlier operation removed
+# still counts as existing, so such a patch fails the policy (failure mode)
+# instead of being refused with a message.
+patch_applies(doc, ops) if {
+	every i, op in ops {
+		op_applies(doc, op, {pointer(prev.path) | some j, prev in ops; j < i; prev.op in {"add", "copy", "move"}})
+	}
+}
+
+op_applies(doc, op, added) if {
+	op.op in {"remove", "replace", "test"}
+	present(doc, pointer(op.path), added)
+}
+
+op_applies(doc, op, added) if {
+	op.op == "add"
+	parent_accepts(doc, pointer(op.path), added)
+}
+
+op_applies(doc, op, added) if {
+	op.op in {"move", "copy"}
+	is_string(op.from)
+	present(doc, pointer(op.from), added)
+	parent_accepts(doc, pointer(op.path), added)
+}
+
+# pointer splits an RFC 6901 JSON pointer into its steps, numbers for
+# array indices.
+pointer("") := []
+
+pointer(p) := [step(unescape(s)) | some s in array.slice(parts, 1, count(parts))] if {
+	startswith(p, "/")
+	parts := split(p, "/")
+}
+
+unescape(s) := replace(replace(s, "~1", "/"), "~0", "~")
+
+step(s) := to_number(s) if regex.match(`^(0|[1-9][0-9]*)$`, s)
+
+else := s
+
+present(_, steps, _) if count(steps) == 0
+
+present(doc, steps, _) if {
+	count(steps) > 0
+	object.get(doc, steps, absent_marker) != absent_marker
+}
+
+present(_, steps, added) if steps in added
+
+absent_marker := "\u0000absent"
+
+parent_accepts(doc, steps, added) if {
+	count(steps) > 0
+	parent_steps := array.slice(steps, 0, count(steps) - 1)
+	present(doc, parent_steps, added)
+	last := steps[count(steps) - 1]
+	index_fits(object.get(doc, parent_steps, null), last)
+}
+
+index_fits(parent, "-") if is_array(parent)
+
+index_fits(parent, i) if {
+	is_array(parent)
+	is_number(i)
+	i <= count(parent)
+}
+
+index_fits(parent, _) if is_object(parent)
+
+# A parent an earlier operation created: its shape is not known here.
+index_fits(null, _)
 
 init_container := container(
 	"vault-agent-init",

@@ -910,3 +910,15 @@ test_aws_auth_gets_irsa_mount_and_env if {
 	env_value(sidecar, "AWS_REGION") == "eu-west-1"
 	not env_value(sidecar, "OTHER")
 }
+
+test_patch_applicability if {
+	container := {"name": "vault-agent", "env": [{"name": "A"}], "resources": {"limits": {"cpu": "1"}}, "image": "x"}
+	vault_agent.patch_applies(container, [{"op": "add", "path": "/env/-", "value": {}}, {"op": "add", "path": "/env/1", "value": {}}])
+	vault_agent.patch_applies(container, [{"op": "replace", "path": "/resources/limits/cpu", "value": "2"}, {"op": "remove", "path": "/env/0"}])
+	vault_agent.patch_applies(container, [{"op": "add", "path": "/lifecycle", "value": {}}, {"op": "add", "path": "/lifecycle/preStop", "value": {}}])
+	vault_agent.patch_applies(container, [{"op": "copy", "from": "/image", "path": "/args"}])
+	not vault_agent.patch_applies(container, [{"op": "add", "path": "/env/3", "value": {}}])
+	not vault_agent.patch_applies(container, [{"op": "replace", "path": "/resources/requests/cpu", "value": "1"}])
+	not vault_agent.patch_applies(container, [{"op": "add", "path": "/image/x", "value": 1}])
+	not vault_agent.patch_applies(container, [{"op": "move", "from": "/nothing", "path": "/x"}])
+}

@@ -6,6 +6,7 @@ package podgen
 import (
 	"fmt"
 	"math/rand/v2"
+	"sort"
 	"strings"
 )
 
@@ -136,6 +137,7 @@ func Pod(r *rand.Rand) map[string]any {
 		flags := []string{
 			"agent-pre-populate", "agent-pre-populate-only", "agent-init-first", "agent-native-sidecar",
 			"agent-inject-token", "agent-revoke-on-shutdown", "preserve-secret-case", "tls-skip-verify",
+			"agent-cache-enable", "agent-enable-quit", "agent-auto-auth-exit-on-err", "agent-share-process-namespace",
 		}
 		for _, f := range flags {
 			if pick(0.15) {
@@ -150,6 +152,33 @@ func Pod(r *rand.Rand) map[string]any {
 		}
 		if pick(0.1) {
 			ann["vault.hashicorp.com/agent-inject-default-template"] = "json"
+		}
+		// The rest of vault-k8s's annotations, each now and then.
+		values := map[string][]string{
+			"agent-configmap":                   {"vault-agent-config"},
+			"agent-extra-secret":                {"vault-agent-extra"},
+			"agent-copy-volume-mounts":          {names[0]},
+			"go-max-procs":                      {"2"},
+			"auth-min-backoff":                  {"2s"},
+			"auth-max-backoff":                  {"1m"},
+			"template-max-connections-per-host": {"20"},
+			"template-lease-renewal-threshold":  {"0.5"},
+			"agent-disable-keep-alives":         {"templating"},
+			"agent-telemetry-disable-hostname":  {"true"},
+			"agent-json-patch":                  {`[{"op":"add","path":"/env/-","value":{"name":"EXTRA","value":"1"}}]`},
+			"agent-init-json-patch":             {`[{"op":"replace","path":"/resources/limits/memory","value":"256Mi"}]`},
+			"agent-cache-listener-port":         {"8300"},
+			"agent-template-left-delim-s0":      {"[["},
+		}
+		keys := make([]string, 0, len(values))
+		for k := range values {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if pick(0.08) {
+				ann["vault.hashicorp.com/"+k] = values[k][r.IntN(len(values[k]))]
+			}
 		}
 	}
 	meta := map[string]any{"name": "gen"}
