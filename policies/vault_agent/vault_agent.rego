@@ -38,13 +38,18 @@
 #   kube-system, kube-public, the exempt namespaces and
 #   policies.vault_agent.exclude_namespaces.
 #
-#   Reads: metadata.annotations (vault.hashicorp.com/*), spec.containers[*]
-#   (names, volumeMounts), spec.initContainers[*].name, spec.volumes.
+#   Reads: metadata.annotations (vault.hashicorp.com/*, and the legacy
+#   container seccomp annotations of the agents), spec.containers[*] (names,
+#   volumeMounts, env AWS_* for the aws auth type, the first one's
+#   securityContext.runAsUser for agent-run-as-same-user),
+#   spec.initContainers[*] (names, volumeMounts), spec.volumes,
+#   spec.shareProcessNamespace.
 #   Denies (clear message, nothing injected): no role with the kubernetes
 #   auth type, a boolean annotation that is not a boolean, an unknown default
-#   template, pre-populate-only without pre-populate, a bad UID/GID or
-#   resource quantity, a missing service account token volume, no Vault
-#   address.
+#   template, pre-populate-only without pre-populate, a bad UID/GID,
+#   resource quantity, duration or number, a JSON patch that is not one or
+#   does not apply, agent-run-as-same-user without a UID to copy, a missing
+#   service account token volume, no Vault address.
 # custom:
 #   kind: mutating
 #   enforcement: deny
