@@ -31,7 +31,8 @@ import (
 const mutationDenied = `admission webhook "mutate.portcullis.dev" denied the request: `
 
 // TestMutatedPodsPassAPIValidation sends pods from the mutation tests' own
-// generator, the golden fixtures, and Deployments wrapping generated pods,
+// generator, the golden fixtures, the vault-k8s annotation matrix, and
+// Deployments wrapping generated pods,
 // through the mutating webhook into the real API server, which is the oracle
 // for "a mutation never turns an object the API server accepts into one it
 // rejects": each object is first created (dry run) in kube-system, where the
@@ -76,8 +77,9 @@ type candidate struct {
 	dep  *appsv1.Deployment
 }
 
-// objectsToMutate returns the golden fixtures, 200 generated pods and 50
-// Deployments wrapping generated pods.
+// objectsToMutate returns the golden fixtures, the pods of the vault-k8s
+// annotation matrix, 200 generated pods and 50 Deployments wrapping
+// generated pods.
 func objectsToMutate(t *testing.T) []candidate {
 	t.Helper()
 	var out []candidate
@@ -95,6 +97,24 @@ func objectsToMutate(t *testing.T) []candidate {
 			t.Fatalf("%s: %v", f, err)
 		}
 		out = append(out, candidate{name: "fixture " + filepath.Base(f), pod: &pod})
+	}
+	// The vault-k8s annotation matrix: every vault.hashicorp.com/ annotation.
+	matrix, err := filepath.Glob(filepath.Join("..", "policies", "vault_agent", "testdata", "vault-k8s", "*.json.golden"))
+	if err != nil || len(matrix) == 0 {
+		t.Fatalf("vault-k8s matrix: %v (%d found)", err, len(matrix))
+	}
+	for _, f := range matrix {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec struct {
+			Input corev1.Pod `json:"input"`
+		}
+		if err := json.Unmarshal(src, &rec); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		out = append(out, candidate{name: "vault-k8s matrix " + filepath.Base(f), pod: &rec.Input})
 	}
 	for seed := range uint64(250) {
 		r := rand.New(rand.NewPCG(seed, 42))
@@ -250,7 +270,10 @@ func waitMutating(t *testing.T, ns string, want bool) {
 			if err != nil {
 				return false, nil
 			}
-			return (got.Spec.SecurityContext != nil) == want, nil
+			// The API server defaults securityContext to {}; the
+			// webhook adds a seccomp profile.
+			sc := got.Spec.SecurityContext
+			return (sc != nil && sc.SeccompProfile != nil) == want, nil
 		})
 	if err != nil {
 		t.Fatalf("mutating webhook served = %v not reached in 30 s: %v", want, err)

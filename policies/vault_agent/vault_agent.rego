@@ -1012,6 +1012,16 @@ mutate contains {"op": "append", "path": ["spec", "containers"], "value": sideca
 	count(sidecar_agents) > 0
 }
 
+# A projected service account token needs a service account: the API server
+# rejects one in a pod without spec.serviceAccountName. Its ServiceAccount
+# admission plugin sets it ("default") before webhooks run, so this only
+# matters where that plugin is off (and for portcullis validate); the value
+# is the one the API server would choose.
+mutate contains {"op": "default", "path": ["spec", "serviceAccountName"], "value": object.get(kubernetes.pod_spec, "serviceAccount", "default")} if {
+	inject
+	sa_token.volume
+}
+
 mutate contains {"op": "set", "path": ["spec", "shareProcessNamespace"], "value": share_process_namespace} if {
 	inject
 	is_boolean(share_process_namespace)
