@@ -2,18 +2,39 @@
 SHELL := /bin/bash
 GO ?= go
 BIN ?= bin/portcullis
-IMAGE ?= portcullis:dev
+# The release version lives in VERSION alone; the manifests' image tag, the
+# chart's appVersion and the README are checked against it (manifests/version_test.go).
+VERSION ?= $(shell cat VERSION)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# The commit's time, not the wall clock: the same commit builds the same binary.
+BUILD_DATE ?= $(shell git log -1 --format=%cI 2>/dev/null || echo unknown)
+VERSION_PKG := github.com/portcullis/portcullis/version
+LDFLAGS := -s -w -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).commit=$(COMMIT) -X $(VERSION_PKG).date=$(BUILD_DATE)
+IMAGE_REPO ?= ghcr.io/portcullis/portcullis
+IMAGE ?= $(IMAGE_REPO):$(VERSION)
+PLATFORMS ?= linux/amd64,linux/arm64
+RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+DIST ?= dist
 GOFLAGS_TEST ?=
 BENCHTIME ?= 2s
 BENCHCOUNT ?= 5
 
-.PHONY: help build run test test-go test-rego test-opa e2e bench bench-load soak lint fmt manifests docker-build fuzz clean
+.PHONY: help build run test test-go test-rego test-opa e2e bench bench-load soak lint fmt manifests docker-build image release fuzz clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
-build: ## Build bin/portcullis (CGO off, static)
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/portcullis
+build: ## Build bin/portcullis (CGO off, static, version stamped from VERSION and git)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/portcullis
+
+release: ## Versioned static binaries for RELEASE_PLATFORMS in dist/, with dist/SHA256SUMS
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	@set -e; for p in $(RELEASE_PLATFORMS); do \
+		os=$${p%%/*}; arch=$${p##*/}; out=$(DIST)/portcullis-$(VERSION)-$$os-$$arch; \
+		echo "build $$out"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $$out ./cmd/portcullis; \
+	done
+	cd $(DIST) && sha256sum portcullis-* > SHA256SUMS && cat SHA256SUMS
 
 run: ## Run the server on the embedded default (built-in policies, self-signed cert, 127.0.0.1:9443)
 	$(GO) run ./cmd/portcullis serve
@@ -70,8 +91,16 @@ fmt: ## gofmt the Go code
 manifests: ## Render the kustomize manifests into manifests/rendered/
 	@if [ -f manifests/render.go ] || [ -d manifests/cmd ]; then $(GO) run ./manifests/cmd/render; else echo "manifests: not yet"; fi
 
-docker-build: ## Build the container image (needs a Docker engine)
-	docker build -t $(IMAGE) .
+docker-build: ## Build the container image for this machine's platform (needs a Docker engine)
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg BUILD_DATE=$(BUILD_DATE) -t $(IMAGE) .
+
+# Multi-arch: buildx cross-compiles in the build stage (Go, no emulation) for
+# each of PLATFORMS. Needs `docker buildx create --use` once; --push, since a
+# multi-platform image cannot be loaded into the local engine.
+image: ## Build and push the multi-arch image IMAGE (PLATFORMS) with docker buildx
+	docker buildx build --platform $(PLATFORMS) \
+		--build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg BUILD_DATE=$(BUILD_DATE) \
+		-t $(IMAGE) --push .
 
 clean: ## Remove build output
-	rm -rf bin
+	rm -rf bin $(DIST)

@@ -354,7 +354,7 @@ func TestDeployment(t *testing.T) {
 					{MaxSkew: 1, TopologyKey: "kubernetes.io/hostname", WhenUnsatisfiable: corev1.ScheduleAnyway, LabelSelector: selector},
 				}},
 				{"container name", c.Name, name},
-				{"image", c.Image, "ghcr.io/portcullis/portcullis:v0.1.0"},
+				{"image", c.Image, "ghcr.io/portcullis/portcullis:" + releaseVersion(t)},
 				{"args", c.Args, tt.args},
 				{"command", c.Command, []string(nil)},
 				{"env", c.Env, tt.env},

@@ -798,6 +798,14 @@ func TestLoadErrors(t *testing.T) {
 			files: map[string]string{"a/a.rego": "# METADATA\n# custom:\n#   kind: validating\n#   resources: [pods, 3]\npackage portcullis.a\n\n" + noDeny + "\n"},
 			want:  `load policies: a/a.rego:5: policy "a": METADATA custom.resources: 3 is not a resource name`,
 		},
+		"custom.operations not a list": {
+			files: map[string]string{"a/a.rego": "# METADATA\n# custom:\n#   kind: validating\n#   operations: CREATE\npackage portcullis.a\n\n" + noDeny + "\n"},
+			want:  `load policies: a/a.rego:5: policy "a": METADATA custom.operations: must be a list of CREATE, UPDATE, DELETE or CONNECT`,
+		},
+		"custom.operations entry unknown": {
+			files: map[string]string{"a/a.rego": "# METADATA\n# custom:\n#   kind: validating\n#   operations: [CREATE, PATCH]\npackage portcullis.a\n\n" + noDeny + "\n"},
+			want:  `load policies: a/a.rego:5: policy "a": METADATA custom.operations: PATCH: must be CREATE, UPDATE, DELETE or CONNECT`,
+		},
 		"errors in several policies are all reported, sorted": {
 			files: map[string]string{
 				"b/b.rego": mutating("b", noDeny),

@@ -63,6 +63,11 @@ type Policy struct {
 	// without them is refused (CheckReload). METADATA custom.required, or
 	// config policies.<id>.required, which wins.
 	Required bool
+	// Operations (METADATA custom.operations: CREATE, UPDATE, DELETE,
+	// CONNECT), when not empty, are the operations the webhook rules derived
+	// for this policy's resources register (package registration); the
+	// engine itself does not filter on them.
+	Operations []string
 	// File and Row locate the package declaration carrying the METADATA.
 	File string
 	Row  int
@@ -529,6 +534,21 @@ func newPolicy(id string, ann *ast.Annotations, loc *ast.Location, ps policySett
 				return nil, fmt.Errorf("METADATA custom.resources: %v is not a resource name", item)
 			}
 			p.Resources = append(p.Resources, s)
+		}
+	}
+	if v, ok := ann.Custom["operations"]; ok {
+		list, ok := v.([]any)
+		if !ok {
+			return nil, errors.New("METADATA custom.operations: must be a list of CREATE, UPDATE, DELETE or CONNECT")
+		}
+		for _, item := range list {
+			s, _ := item.(string)
+			switch s {
+			case "CREATE", "UPDATE", "DELETE", "CONNECT":
+				p.Operations = append(p.Operations, s)
+			default:
+				return nil, fmt.Errorf("METADATA custom.operations: %v: must be CREATE, UPDATE, DELETE or CONNECT", item)
+			}
 		}
 	}
 	return p, nil

@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/portcullis/portcullis/version"
 )
 
 // Exit codes shared by every command.
@@ -79,11 +81,14 @@ func NewRootCommand(streams IO) *cobra.Command {
 		Short:         "Kubernetes admission webhook policy server (Rego)",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// --version prints the same line as `portcullis version`.
+		Version: version.Get().String(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)
 	root.SetErr(streams.Err)
-	root.AddCommand(newServeCommand(streams), newValidateCommand(streams), newTestCommand(streams))
+	root.AddCommand(newServeCommand(streams), newValidateCommand(streams), newTestCommand(streams), newVersionCommand(streams), newWebhooksCommand(streams))
 	return root
 }
 

@@ -27,6 +27,8 @@ import (
 
 	"github.com/portcullis/portcullis/certs"
 	"github.com/portcullis/portcullis/policies/engine"
+	"github.com/portcullis/portcullis/registration"
+	"github.com/portcullis/portcullis/version"
 	"github.com/portcullis/portcullis/webhooks"
 )
 
@@ -58,6 +60,9 @@ type ServeOptions struct {
 	CertExtraSANs       []string
 	CertResyncInterval  time.Duration
 	Kubeconfig          string
+	// SyncWebhookRules adds the loaded policies' resources to the rules of
+	// the two webhook configurations (package registration).
+	SyncWebhookRules bool
 
 	HealthBindAddress  string
 	MetricsBindAddress string
@@ -122,6 +127,7 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.WebhookConfigName, "webhook-config-name", o.WebhookConfigName, "self-signed mode: the ValidatingWebhookConfiguration and MutatingWebhookConfiguration whose caBundle the server keeps")
 	fs.StringSliceVar(&o.CertExtraSANs, "cert-extra-sans", o.CertExtraSANs, "self-signed mode: further DNS names or IP addresses for the serving certificate (webhooks reached by URL)")
 	fs.DurationVar(&o.CertResyncInterval, "cert-resync-interval", o.CertResyncInterval, "self-signed mode: how often the Secret is re-read and the caBundles checked")
+	fs.BoolVar(&o.SyncWebhookRules, "sync-webhook-rules", o.SyncWebhookRules, "self-signed mode: add the rules the loaded policies need (METADATA custom.resources, as `portcullis webhooks` prints them) to the --webhook-config-name configurations, at start, after every reload and every --cert-resync-interval; rules are only ever added")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "self-signed mode: kubeconfig file to reach the API server (default: the in-cluster service account)")
 	fs.StringVar(&o.HealthBindAddress, "health-probe-bind-address", o.HealthBindAddress, "plain-HTTP address for /healthz and /readyz (empty disables)")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "plain-HTTP address for /metrics (empty disables)")
@@ -193,6 +199,7 @@ func (o *ServeOptions) validateCertMode() error {
 			{"--cert-extra-sans", len(o.CertExtraSANs) > 0},
 			{"--cert-resync-interval", o.CertResyncInterval != d.CertResyncInterval},
 			{"--kubeconfig", o.Kubeconfig != d.Kubeconfig},
+			{"--sync-webhook-rules", o.SyncWebhookRules},
 		} {
 			if f.set {
 				return fmt.Errorf("%s needs --cert-mode=%s", f.name, CertModeSelfSigned)
@@ -297,6 +304,10 @@ func (o *ServeOptions) Run(ctx context.Context, streams IO) error {
 	if err != nil {
 		return err
 	}
+	if err := promReg.Register(version.NewCollector(version.Get())); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
+		return fmt.Errorf("register build info: %w", err)
+	}
+	log.Info("starting", zap.String("version", version.Get().Version), zap.String("commit", version.Get().Commit))
 	reg, err := o.Source.Load(ctx)
 	if err != nil {
 		return usageError(err)
@@ -349,13 +360,33 @@ func (o *ServeOptions) Run(ctx context.Context, streams IO) error {
 		})
 	}
 
+	// rulesChanged wakes the webhook-rules sync after a reload.
+	rulesChanged := make(chan struct{}, 1)
+	if o.SyncWebhookRules {
+		client, err := o.client()
+		if err != nil {
+			return err
+		}
+		resolver := registration.NewResolver(nil)
+		syncer := &registration.Syncer{Client: client, Name: o.WebhookConfigName}
+		go syncer.Run(ctx, o.CertResyncInterval, func() registration.Rules { return resolver.Derive(eng.Registry().Policies()) }, rulesChanged, log.Named("rules"))
+	}
+
 	if paths := o.Source.WatchPaths(); len(paths) > 0 {
 		rl := &engine.Reloader{
 			Engine:     eng,
 			Load:       o.Source.Load,
 			Paths:      paths,
 			AllowEmpty: o.AllowEmptyPolicies,
-			OnReload:   status.onReload,
+			OnReload: func(reg *engine.Registry, err error) {
+				status.onReload(reg, err)
+				if err == nil {
+					select {
+					case rulesChanged <- struct{}{}:
+					default:
+					}
+				}
+			},
 		}
 		go func() {
 			if err := rl.Run(ctx); err != nil {
@@ -394,13 +425,9 @@ func (o *ServeOptions) certificates(ctx context.Context, streams IO, log *zap.Lo
 		}
 		dir = d
 	}
-	client := o.KubeClient
-	if client == nil {
-		c, err := o.kubeClient()
-		if err != nil {
-			return "", err
-		}
-		client = c
+	client, err := o.client()
+	if err != nil {
+		return "", err
 	}
 	mgr := &certs.Manager{
 		Client:            client,
@@ -418,6 +445,14 @@ func (o *ServeOptions) certificates(ctx context.Context, streams IO, log *zap.Lo
 	}
 	go mgr.Run(ctx)
 	return dir, nil
+}
+
+// client returns the KubeClient of tests, else one built by kubeClient.
+func (o *ServeOptions) client() (kubernetes.Interface, error) {
+	if o.KubeClient != nil {
+		return o.KubeClient, nil
+	}
+	return o.kubeClient()
 }
 
 // kubeClient builds a clientset from --kubeconfig, or in a pod from its

@@ -5,16 +5,20 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/spf13/pflag"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/portcullis/portcullis/version"
 	"github.com/portcullis/portcullis/webhooks"
 )
 
@@ -45,6 +49,8 @@ func TestServeFlags(t *testing.T) {
 		{"zero large threshold", []string{"--large-request-bytes=0"}, "--large-request-bytes must be positive"},
 		{"small budget below the threshold", []string{"--small-bytes-in-flight=1000"}, "--small-bytes-in-flight must be at least --large-request-bytes"},
 		{"large budget below the body limit", []string{"--large-bytes-in-flight=1000"}, "--large-bytes-in-flight (1000) must be at least --max-body-bytes (3145728)"},
+		{"rules sync in file mode", []string{"--sync-webhook-rules"}, "--sync-webhook-rules needs --cert-mode=self-signed"},
+		{"rules sync in self-signed mode", append(selfSigned, "--sync-webhook-rules"), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -130,4 +136,11 @@ func TestServeSelfSigned(t *testing.T) {
 		t.Fatalf("TLS handshake under the caBundle: %v", err)
 	}
 	conn.Close()
+
+	// The build is on /metrics as portcullis_build_info.
+	info := version.Get()
+	want := fmt.Sprintf("# HELP portcullis_build_info Always 1; the labels say which build of Portcullis is running.\n# TYPE portcullis_build_info gauge\nportcullis_build_info{commit=%q,go_version=%q,version=%q} 1\n", info.Commit, info.GoVersion, info.Version)
+	if err := testutil.GatherAndCompare(o.Registry, strings.NewReader(want), "portcullis_build_info"); err != nil {
+		t.Error(err)
+	}
 }
