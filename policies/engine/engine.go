@@ -489,7 +489,7 @@ func decodeEntries(raw any) ([]entry, error) {
 	for i, item := range list {
 		switch v := item.(type) {
 		case string: // tolerated: deny contains "message"
-			out = append(out, entry{msg: v})
+			out = append(out, entry{msg: Redact(v)})
 		case map[string]any:
 			msg, ok := v["msg"].(string)
 			if !ok {
@@ -503,9 +503,9 @@ func decodeEntries(raw any) ([]entry, error) {
 				if details == nil {
 					details = map[string]any{}
 				}
-				details[k] = x
+				details[k] = redactValue(x)
 			}
-			out = append(out, entry{msg: msg, details: details})
+			out = append(out, entry{msg: Redact(msg), details: details})
 		default:
 			return nil, fmt.Errorf("entry %d is a %T, not an object with msg", i, item)
 		}
@@ -520,6 +520,8 @@ func (d *Decision) record(p *Policy, res *policyResult) string {
 	outcome := ""
 	for _, en := range res.deny {
 		d.Violations = append(d.Violations, Violation{Policy: p.ID, Enforcement: p.Enforcement, Message: en.msg, Details: en.details})
+		// Everything a client or log sees of the entry is already redacted:
+		// decodeEntries applies Redact to msg and details.
 		switch p.Enforcement {
 		case EnforceDeny:
 			d.Allowed = false

@@ -87,7 +87,7 @@ func errorMessage(msg string) string {
 	msg = strings.TrimSuffix(strings.TrimSpace(msg), ":")
 	msg = quoted.ReplaceAllStringFunc(msg, func(q string) string { return q[:1] + "…" + q[len(q)-1:] })
 	msg = longToken.ReplaceAllStringFunc(msg, func(tok string) string { return "…" })
-	return clip(strings.TrimSpace(msg), maxErrorMessage)
+	return clip(Redact(strings.TrimSpace(msg)), maxErrorMessage)
 }
 
 // clip cuts s to at most n bytes on a rune boundary, marking the cut.

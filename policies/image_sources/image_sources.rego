@@ -261,8 +261,14 @@ deny contains violation(i.c, "invalid_reference", field, msg) if {
 	some i in with_image
 	not references[i.image]
 	field := field_path(i.c, "image")
-	msg := sprintf("container %q image %q is not a valid image reference (%s)", [i.c.name, i.image, field])
+	msg := sprintf("container %q image %q is not a valid image reference (%s)", [i.c.name, shown(i.image), field])
 }
+
+# shown is an image reference as messages may quote it: credentials
+# written into it (user:password@registry/app, never valid, so only invalid
+# references can carry them) become REDACTED@. The engine redacts every
+# message the same way; this keeps stock OPA's output clean too.
+shown(image) := regex.replace(image, `^[^/@:]+:[^/@]*@`, "REDACTED@")
 
 deny contains violation(i.c, "denied_source", field, msg) if {
 	count(denied_entries) > 0

@@ -63,6 +63,10 @@ test_untagged_allowed_when_configured if {
 		with data.portcullis.config.policies.image_sources.deny_untagged as false
 }
 
+test_credentials_in_an_invalid_reference_are_redacted if {
+	msgs(image_sources.deny) == {`container "app" image "REDACTED@registry.example.com/app:1.0" is not a valid image reference (spec.containers[0].image)`} with input as one("bot:CANARY-pw@registry.example.com/app:1.0")
+}
+
 test_invalid_reference_denied if {
 	msgs(image_sources.deny) == {`container "app" image "Nginx:1.27" is not a valid image reference (spec.containers[0].image)`} with input as one("Nginx:1.27")
 }
