@@ -117,3 +117,43 @@ func FuzzMutationIdempotent(f *testing.F) {
 		checkInvariants(t, seed, src, once)
 	})
 }
+
+// FuzzVaultAnnotationDecoders feeds arbitrary values to the vault_agent
+// annotations Rego decodes (the JSON patches applied to the agents, a
+// telemetry value read as JSON, durations and numbers): the policy must
+// inject or refuse with a message, never fail with an evaluation error (a
+// strict built-in error would admit the pod unchanged), and what it injects
+// must be stable.
+func FuzzVaultAnnotationDecoders(f *testing.F) {
+	f.Add(`[{"op":"add","path":"/env/-","value":{"name":"X","value":"1"}}]`, `[{"op":"replace","path":"/resources/limits/memory","value":"1Gi"}]`, `true`, "2s")
+	f.Add(`[{"op":"remove","path":"/env/0"},{"op":"replace","path":"/env/0","value":{}}]`, `[{"op":"test","path":"/image","value":"x"}]`, `["a"]`, "1h2m")
+	f.Add(`[{"op":"move","from":"/args","path":"/command"}]`, `not json`, `{"a":1}`, "five")
+	f.Add(`[{"op":"copy","from":"/volumeMounts/0","path":"/volumeMounts/-"}]`, `[{"op":"add","path":"/securityContext/runAsUser","value":0}]`, `3.5`, "-1.5h")
+	f.Add(`[]`, `[{"op":"add","path":"/env/99","value":{}}]`, `null`, "0")
+	eng := newEngine(f)
+	f.Fuzz(func(t *testing.T, patch, initPatch, telemetry, backoff string) {
+		pod := map[string]any{
+			"apiVersion": "v1", "kind": "Pod",
+			"metadata": map[string]any{"name": "web", "annotations": map[string]any{
+				"vault.hashicorp.com/agent-inject":                      "true",
+				"vault.hashicorp.com/role":                              "web",
+				"vault.hashicorp.com/agent-inject-secret-db":            "database/creds/web",
+				"vault.hashicorp.com/agent-json-patch":                  patch,
+				"vault.hashicorp.com/agent-init-json-patch":             initPatch,
+				"vault.hashicorp.com/agent-telemetry-disable-hostname":  telemetry,
+				"vault.hashicorp.com/auth-min-backoff":                  backoff,
+				"vault.hashicorp.com/template-lease-renewal-threshold":  backoff,
+				"vault.hashicorp.com/template-max-connections-per-host": backoff,
+			}},
+			"spec": map[string]any{"serviceAccountName": "web", "containers": []any{map[string]any{"name": "app", "image": "registry.example.com/app:1.0"}}},
+		}
+		src, err := json.Marshal(pod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, once := mutate(t, eng, src, "shop") // fails the test on any policy error
+		if dec, _ := mutate(t, eng, once, "shop"); len(dec.Patch) != 0 {
+			t.Fatalf("second pass changed the pod: %+v", dec.Patch)
+		}
+	})
+}

@@ -818,24 +818,81 @@ apply_json_patch(c, patch) := json.patch(c, ops) if {
 # patch_applies is true when every operation finds what it needs in the
 # container (built-in errors are strict, so json.patch must never be called
 # with a patch that does not apply): the path of a remove, replace or test
-# and the from of a move or copy exist; the parent of an add (or of a move or
-# copy target) exists, and an array index is within bounds. Paths created by
-# earlier operations count as existing; a path an earlier operation removed
-# still counts as existing, so such a patch fails the policy (failure mode)
-# instead of being refused with a message.
+# and the from of a move or copy exist (a test's value equal), the parent of
+# an add (or of a move or copy target) exists, and an array index is within
+# bounds. Paths created by earlier operations count as existing. What an
+# earlier remove or move changed is not simulated: a later operation under
+# the same parent (or on a tested value an earlier operation touched) makes
+# the patch refused as one that cannot be checked. A refused patch is a
+# denial with a message, never an evaluation error.
 patch_applies(doc, ops) if {
 	every i, op in ops {
 		op_applies(doc, op, {pointer(prev.path) | some j, prev in ops; j < i; prev.op in {"add", "copy", "move"}})
+		not after_removal(op, array.slice(ops, 0, i))
+		not tests_touched(op, array.slice(ops, 0, i))
 	}
 }
 
+# The parents of what earlier operations removed or moved away.
+after_removal(op, earlier) if {
+	some prev in earlier
+	gone := removed_pointer(prev)
+	parent := array.slice(gone, 0, count(gone) - 1)
+	some steps in op_pointers(op)
+	is_prefix(parent, steps)
+}
+
+removed_pointer(prev) := pointer(prev.path) if prev.op == "remove"
+
+removed_pointer(prev) := pointer(prev.from) if prev.op == "move"
+
+op_pointers(op) := [pointer(op.path)] if not op.from
+
+op_pointers(op) := [pointer(op.path), pointer(op.from)] if op.from
+
+tests_touched(op, earlier) if {
+	op.op == "test"
+	some prev in earlier
+	prev.op != "test"
+	is_prefix(pointer(prev.path), pointer(op.path))
+}
+
+tests_touched(op, earlier) if {
+	op.op == "test"
+	some prev in earlier
+	prev.op != "test"
+	is_prefix(pointer(op.path), pointer(prev.path))
+}
+
+is_prefix(prefix, steps) if {
+	count(prefix) <= count(steps)
+	array.slice(steps, 0, count(prefix)) == prefix
+}
+
+has_value(op) if "value" in object.keys(op)
+
 op_applies(doc, op, added) if {
-	op.op in {"remove", "replace", "test"}
+	op.op == "remove"
+	count(pointer(op.path)) > 0
 	present(doc, pointer(op.path), added)
 }
 
 op_applies(doc, op, added) if {
+	op.op == "replace"
+	has_value(op)
+	present(doc, pointer(op.path), added)
+}
+
+op_applies(doc, op, _) if {
+	op.op == "test"
+	has_value(op)
+	steps := pointer(op.path)
+	object.get(doc, steps, absent_marker) == op.value
+}
+
+op_applies(doc, op, added) if {
 	op.op == "add"
+	has_value(op)
 	parent_accepts(doc, pointer(op.path), added)
 }
 
@@ -844,6 +901,12 @@ op_applies(doc, op, added) if {
 	is_string(op.from)
 	present(doc, pointer(op.from), added)
 	parent_accepts(doc, pointer(op.path), added)
+	not moved_into_itself(op)
+}
+
+moved_into_itself(op) if {
+	op.op == "move"
+	is_prefix(pointer(op.from), pointer(op.path))
 }
 
 # pointer splits an RFC 6901 JSON pointer into its steps, numbers for

@@ -924,4 +924,13 @@ test_patch_applicability if {
 	not vault_agent.patch_applies(container, [{"op": "replace", "path": "/resources/requests/cpu", "value": "1"}])
 	not vault_agent.patch_applies(container, [{"op": "add", "path": "/image/x", "value": 1}])
 	not vault_agent.patch_applies(container, [{"op": "move", "from": "/nothing", "path": "/x"}])
+	not vault_agent.patch_applies(container, [{"op": "remove", "path": "/env/0"}, {"op": "replace", "path": "/env/0", "value": {}}])
+	not vault_agent.patch_applies(container, [{"op": "remove", "path": "/env/0"}, {"op": "add", "path": "/env/1", "value": {}}])
+	vault_agent.patch_applies(container, [{"op": "remove", "path": "/env/0"}, {"op": "replace", "path": "/image", "value": "y"}])
+	vault_agent.patch_applies(container, [{"op": "test", "path": "/image", "value": "x"}])
+	not vault_agent.patch_applies(container, [{"op": "test", "path": "/image", "value": "z"}])
+	not vault_agent.patch_applies(container, [{"op": "replace", "path": "/image", "value": "z"}, {"op": "test", "path": "/image", "value": "z"}])
+	not vault_agent.patch_applies(container, [{"op": "add", "path": "/image"}])
+	not vault_agent.patch_applies(container, [{"op": "move", "from": "/resources", "path": "/resources/x"}])
+	not vault_agent.patch_applies(container, [{"op": "remove", "path": ""}])
 }
