@@ -86,7 +86,7 @@ func FuzzMutationIdempotent(f *testing.F) {
 	engines := map[bool]func() []byte{
 		false: nil,
 		true: func() []byte {
-			return []byte("policies: {security_context: {defaults: {read_only_root_filesystem: true}}, vault_agent: {native_sidecar: true}}")
+			return []byte("policies: {security_context: {run_as_user: 10001, defaults: {read_only_root_filesystem: true, apparmor_profile: true}}, vault_agent: {native_sidecar: true}}")
 		},
 	}
 	built := map[bool]*engine.Engine{}

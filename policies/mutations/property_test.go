@@ -17,7 +17,7 @@ func TestMutationIsIdempotentOverGeneratedPods(t *testing.T) {
 	engines := map[string]func() []byte{
 		"defaults": nil,
 		"all-on": func() []byte {
-			return []byte("policies: {security_context: {defaults: {read_only_root_filesystem: true}}, vault_agent: {native_sidecar: true}}")
+			return []byte("policies: {security_context: {run_as_user: 10001, defaults: {read_only_root_filesystem: true, apparmor_profile: true}}, vault_agent: {native_sidecar: true}}")
 		},
 	}
 	const pods = 300
@@ -117,6 +117,21 @@ func checkInvariants(t *testing.T, seed uint64, src, mutated []byte) {
 			}
 			if !reflect.DeepEqual(b, a) {
 				fail("seccomp annotation %q present, yet the pod seccompProfile %+v became %+v", key, b, a)
+			}
+		}
+	}
+	// Nor does a legacy AppArmor annotation get a pod-level field beside it.
+	for key := range before.Annotations {
+		if strings.HasPrefix(key, "container.apparmor.security.beta.kubernetes.io/") {
+			var b, a *corev1.AppArmorProfile
+			if before.Spec.SecurityContext != nil {
+				b = before.Spec.SecurityContext.AppArmorProfile
+			}
+			if after.Spec.SecurityContext != nil {
+				a = after.Spec.SecurityContext.AppArmorProfile
+			}
+			if !reflect.DeepEqual(b, a) {
+				fail("AppArmor annotation %q present, yet the pod appArmorProfile %+v became %+v", key, b, a)
 			}
 		}
 	}
