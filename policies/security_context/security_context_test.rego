@@ -176,7 +176,7 @@ test_seccomp_pod_annotation_leaves_seccomp_alone if {
 		"metadata": {"name": "web", "annotations": {"seccomp.security.alpha.kubernetes.io/pod": "localhost/profiles/audit.json"}},
 		"spec": {"containers": [app("app")]},
 	})
-	mutations == ({{"op": "default", "path": ["spec", "securityContext", "runAsNonRoot"], "value": true}} | container_defaults("containers", "app"))
+	mutations == {{"op": "default", "path": ["spec", "securityContext", "runAsNonRoot"], "value": true}} | container_defaults("containers", "app")
 }
 
 test_seccomp_container_annotation_leaves_seccomp_alone if {

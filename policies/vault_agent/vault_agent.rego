@@ -368,7 +368,7 @@ destination(s) := concat("/", [s.mount_path, s.name]) if s.file == ""
 destination(s) := join_path(s.mount_path, s.file) if s.file != ""
 
 # or_default: the value, or the default when it is "".
-or_default(v, d) := v if v != ""
+or_default(v, _) := v if v != ""
 
 or_default("", d) := d
 

@@ -468,6 +468,7 @@ test_no_service_account_mount_gets_projected_token if {
 	]
 	sidecar_value(mutations).volumeMounts[0] == token_mount
 	decoded_config(sidecar_value(mutations)).auto_auth.method.config.token_path == "/var/run/secrets/vault.hashicorp.com/serviceaccount/token"
+
 	# The API server refuses a projected token without a service account.
 	{"op": "default", "path": ["spec", "serviceAccountName"], "value": "default"} in mutations
 	{"op": "default", "path": ["spec", "serviceAccountName"], "value": "legacy"} in vault_agent.mutate with input as review(base_annotations, {"serviceAccount": "legacy", "containers": [{"name": "app", "image": "nginx:1.27"}]})
