@@ -181,3 +181,29 @@ func TestServeEmptyPoliciesAtStart(t *testing.T) {
 		t.Errorf("with --allow-empty-policies: %d %+v %v", code, resp, err)
 	}
 }
+
+// A policy set that does not load stops serve before it listens: never
+// ready, never allow-all; the error names the file and line.
+func TestServeRefusesBrokenPoliciesAtStart(t *testing.T) {
+	for name, files := range map[string]map[string]string{
+		"syntax error":    {"no_privileged/p.rego": noPrivileged + "\ndeny contains {\n"},
+		"sandbox refusal": {"no_privileged/p.rego": noPrivileged + "\ndeny contains {\"msg\": \"x\"} if http.send({\"method\": \"GET\", \"url\": \"http://127.0.0.1:1\"})\n"},
+		"compile error":   {"no_privileged/p.rego": noPrivileged + "\ndeny contains {\"msg\": x}\n"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := NewServeOptions()
+			o.Source.PoliciesDir = writePolicies(t, files)
+			o.Port, o.HealthBindAddress, o.MetricsBindAddress = 0, "127.0.0.1:0", ""
+			o.Registry = prometheus.NewRegistry()
+			started := false
+			o.Started = func(*webhooks.Server) { started = true }
+			err := o.Run(context.Background(), IO{In: bytes.NewReader(nil), Out: io.Discard, Err: io.Discard})
+			if err == nil || !regexp.MustCompile(`no_privileged/p\.rego:1[0-9]`).MatchString(err.Error()) {
+				t.Fatalf("Run = %v, want a load error naming no_privileged/p.rego and its line", err)
+			}
+			if started {
+				t.Error("the server started")
+			}
+		})
+	}
+}
