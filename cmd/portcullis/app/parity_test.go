@@ -44,7 +44,7 @@ func TestParity(t *testing.T) {
 			srv := httptest.NewServer(mux)
 			defer srv.Close()
 
-			files := []string{"testdata/manifests/mixed.yaml", "testdata/manifests/list.json", "testdata/manifests/dir"}
+			files := []string{"testdata/manifests/mixed.yaml", "testdata/manifests/list.json", "testdata/manifests/dir", "testdata/manifests/json-stream.json", "testdata/manifests/repo", "testdata/manifests/statuses.yaml"}
 			args := []string{"validate", "-o", "json", "--show-patch"}
 			if policyDir != "" {
 				args = append(args, "--policies", policyDir)

@@ -240,7 +240,7 @@ func (o *ValidateOptions) decideAll(ctx context.Context, eng *engine.Engine, b *
 			continue
 		}
 		res := report.Result{Source: obj.Source, Index: obj.Doc, Line: obj.Line, Kind: obj.GVK.Kind, Namespace: req.Namespace, Name: obj.Name,
-			Original: &report.Original{JSON: obj.JSON, Text: obj.Text, JSONText: obj.JSONText, Item: obj.Item}}
+			Original: &report.Original{JSON: obj.JSON, Text: obj.Text, JSONText: obj.JSONText, Item: obj.Item, TextLine: obj.TextLine}}
 		if obj.Item >= 0 {
 			item := obj.Item
 			res.Item = &item

@@ -21,9 +21,13 @@ func writeGitHub(w io.Writer, r *Report, o Options) error {
 		warnLevel = "error"
 	}
 	for _, res := range r.Results {
-		ann := func(level, title, msg string) {
-			b.WriteString(annotation(level, res.Source, res.Line, title, res.Object()+": "+msg))
+		annAt := func(line int, level, title, msg string) {
+			if line == 0 {
+				line = res.Line
+			}
+			b.WriteString(annotation(level, res.Source, line, title, res.Object()+": "+msg))
 		}
+		ann := func(level, title, msg string) { annAt(0, level, title, msg) }
 		for _, s := range res.Schema {
 			ann("error", "schema", s)
 		}
@@ -34,11 +38,11 @@ func writeGitHub(w io.Writer, r *Report, o Options) error {
 			switch {
 			case v.Error != nil:
 			case v.Enforcement == engine.EnforceDeny:
-				ann("error", v.Policy, v.Message)
+				annAt(v.Line, "error", v.Policy, v.Message)
 			case v.Enforcement == engine.EnforceWarn:
-				ann(warnLevel, v.Policy, v.Message)
+				annAt(v.Line, warnLevel, v.Policy, v.Message)
 			default:
-				ann("notice", v.Policy, v.Message)
+				annAt(v.Line, "notice", v.Policy, v.Message)
 			}
 		}
 		for _, wn := range res.ownWarnings() {

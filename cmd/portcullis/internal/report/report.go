@@ -80,6 +80,8 @@ type Original struct {
 	Text     []byte
 	JSONText bool
 	Item     int
+	// TextLine is the line of Text's first byte in its source.
+	TextLine int
 }
 
 // Violation is one deny entry of a policy.
@@ -88,6 +90,10 @@ type Violation struct {
 	Enforcement engine.Enforcement `json:"enforcement"`
 	Message     string             `json:"message"`
 	Check       string             `json:"check,omitempty"`
+	// Field is the field the policy names (its entry's "field"), and Line
+	// that field's line in the source when it is there as written.
+	Field string `json:"field,omitempty"`
+	Line  int    `json:"line,omitempty"`
 	// Error is set when this violation is a policy's failure mode after
 	// an evaluation error.
 	Error *EvalError `json:"error,omitempty"`
@@ -180,7 +186,8 @@ func (r *Result) Decision(decisions ...*engine.Decision) {
 		}
 		for _, v := range d.Violations {
 			check, _ := v.Details["check"].(string)
-			rv := Violation{Policy: v.Policy, Enforcement: v.Enforcement, Message: v.Message, Check: check}
+			field, _ := v.Details["field"].(string)
+			rv := Violation{Policy: v.Policy, Enforcement: v.Enforcement, Message: v.Message, Check: check, Field: field}
 			if e := failed[v.Policy]; e != nil {
 				// A failed policy records no entries of its own: this is
 				// its failure mode.
@@ -200,6 +207,7 @@ func (r *Result) Decision(decisions ...*engine.Decision) {
 	sort.SliceStable(r.Violations, func(i, j int) bool {
 		return rank(r.Violations[i].Enforcement) < rank(r.Violations[j].Enforcement)
 	})
+	r.locateFields()
 	r.SetStatus()
 }
 

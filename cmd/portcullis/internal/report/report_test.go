@@ -261,3 +261,49 @@ func TestYAMLKeepsWhatTheUserWrote(t *testing.T) {
 		})
 	}
 }
+
+func TestViolationFieldLines(t *testing.T) {
+	text := "kind: List\napiVersion: v1\nitems:\n  - kind: Pod\n    metadata:\n      annotations:\n        a.b/c: x\n    spec:\n      containers:\n        - name: a\n          image: one\n        - name: b\n          image: two\n"
+	res := Result{Original: &Original{Text: []byte(text), Item: 0, TextLine: 10}}
+	res.Decision(&engine.Decision{Allowed: false, Violations: []engine.Violation{
+		{Policy: "p", Enforcement: engine.EnforceDeny, Message: "m1", Details: map[string]any{"field": "spec.containers[1].image"}},
+		{Policy: "p", Enforcement: engine.EnforceDeny, Message: "m2", Details: map[string]any{"field": `metadata.annotations["a.b/c"]`}},
+		{Policy: "p", Enforcement: engine.EnforceDeny, Message: "m3", Details: map[string]any{"field": "spec.securityContext"}},
+		{Policy: "p", Enforcement: engine.EnforceDeny, Message: "m4", Details: map[string]any{"field": "spec.containers[x"}},
+	}})
+	var got []int
+	for _, v := range res.Violations {
+		got = append(got, v.Line)
+	}
+	// Source lines: the text starts at line 10; absent or malformed fields get none.
+	if want := []int{22, 16, 0, 0}; !equalInts(got, want) {
+		t.Errorf("lines %v, want %v", got, want)
+	}
+	for _, tt := range []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{"spec.containers[0].env[2].value", "spec containers 0 env 2 value", true},
+		{`metadata.annotations["x.io/y"].z`, "metadata annotations x.io/y z", true},
+		{`a["unterminated`, "", false},
+		{"a[1x]", "", false},
+	} {
+		got, ok := parseFieldPath(tt.in)
+		if ok != tt.ok || strings.Join(got, " ") != tt.want {
+			t.Errorf("parseFieldPath(%q) = %q, %v", tt.in, got, ok)
+		}
+	}
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -40,9 +40,13 @@ func writeSARIF(w io.Writer, r *Report, o Options) error {
 		warnLevel = "error"
 	}
 	for _, res := range r.Results {
-		add := func(rule, level, msg string) {
-			findings = append(findings, finding{rule, level, res.Object() + ": " + msg, res.Source, res.Object(), res.Line})
+		addAt := func(line int, rule, level, msg string) {
+			if line == 0 {
+				line = res.Line
+			}
+			findings = append(findings, finding{rule, level, res.Object() + ": " + msg, res.Source, res.Object(), line})
 		}
+		add := func(rule, level, msg string) { addAt(0, rule, level, msg) }
 		for _, s := range res.Schema {
 			add(RuleSchema, "error", s)
 		}
@@ -53,11 +57,11 @@ func writeSARIF(w io.Writer, r *Report, o Options) error {
 			switch {
 			case v.Error != nil:
 			case v.Enforcement == engine.EnforceDeny:
-				add(v.Policy, "error", v.Message)
+				addAt(v.Line, v.Policy, "error", v.Message)
 			case v.Enforcement == engine.EnforceWarn:
-				add(v.Policy, warnLevel, v.Message)
+				addAt(v.Line, v.Policy, warnLevel, v.Message)
 			default:
-				add(v.Policy, "note", v.Message)
+				addAt(v.Line, v.Policy, "note", v.Message)
 			}
 		}
 		for _, wn := range res.ownWarnings() {
