@@ -1133,6 +1133,14 @@ deny contains {"msg": msg} if {
 	msg := sprintf("Vault agent injection needs a Vault address: set policies.vault_agent.address or the %q annotation", [key("service")])
 }
 
+# vault-k8s refuses an empty request namespace; any other value only has to
+# be there (it changes nothing in the pod).
+deny contains {"msg": msg} if {
+	active
+	va["agent-request-namespace"] == ""
+	msg := sprintf("annotation %q must not be empty", [key("agent-request-namespace")])
+}
+
 deny contains {"msg": msg} if {
 	active
 	not default_template in {"map", "json"}

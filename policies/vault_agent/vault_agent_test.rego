@@ -935,3 +935,8 @@ test_patch_applicability if {
 	not vault_agent.patch_applies(container, [{"op": "move", "from": "/resources", "path": "/resources/x"}])
 	not vault_agent.patch_applies(container, [{"op": "remove", "path": ""}])
 }
+
+test_empty_request_namespace_denied if {
+	vault_agent.deny == {{"msg": "annotation \"vault.hashicorp.com/agent-request-namespace\" must not be empty"}} with input as pod({"vault.hashicorp.com/agent-request-namespace": ""})
+	count(vault_agent.deny) == 0 with input as pod({"vault.hashicorp.com/agent-request-namespace": "elsewhere"})
+}
