@@ -266,27 +266,90 @@ deny contains object_violation("automount_token", field, msg) if {
 
 # ConfigMaps -------------------------------------------------------------
 
-deny contains object_violation("configmap_data", field, msg) if {
+# Work per ConfigMap is bounded: a tenant who may create ConfigMaps can send
+# a megabyte of credential-looking values, and scanning all of it takes
+# seconds (the request deadline, for every such request). At most
+# max_values values are scanned, data keys in order then binaryData keys,
+# and at most max_bytes characters of them in total (each value is cut to
+# what is left); a warning says when the rest was not checked.
+default_max_values := 100
+
+default_max_bytes := 65536
+
+max_values := object.get(settings, "max_values", default_max_values)
+
+max_bytes := object.get(settings, "max_bytes", default_max_bytes)
+
+_is_configmap if {
 	kubernetes.is_create_or_update
 	kubernetes.kind == "ConfigMap"
-	some key, value in object.get(kubernetes.obj, "data", {})
+}
+
+_cm_section(name) := s if {
+	s := object.get(kubernetes.obj, name, {})
+	is_object(s)
+} else := {}
+
+_cm_data := _cm_section("data")
+
+_cm_binary := _cm_section("binaryData")
+
+# Every value as [section, key], in scan order.
+_cm_entries := array.concat(
+	[["data", k] | some k in sort(object.keys(_cm_data))],
+	[["binaryData", k] | some k in sort(object.keys(_cm_binary))],
+)
+
+_cm_value(["data", k]) := _cm_data[k]
+
+_cm_value(["binaryData", k]) := _cm_binary[k]
+
+_strlen(v) := count(v) if {
+	is_string(v)
+} else := 0
+
+_cm_scan := array.slice(_cm_entries, 0, max_values)
+
+_cm_lengths := [_strlen(_cm_value(e)) | some e in _cm_scan]
+
+# The text scanned per value, [section, key, text]: data values as they are,
+# binaryData values decoded (base64 is text once decoded), each cut to the
+# characters left of max_bytes.
+_cm_scanned := [[e[0], e[1], text] |
+	some i, e in _cm_scan
+	value := _cm_value(e)
 	is_string(value)
-	kinds := looks_like(value)
+	room := max_bytes - sum(array.slice(_cm_lengths, 0, i))
+	room > 0
+	text := _cm_text(e[0], value, room)
+]
+
+_cm_text("data", value, room) := substring(value, 0, room)
+
+# A cut at a multiple of 4 keeps the base64 decodable.
+_cm_text("binaryData", value, room) := base64.decode(substring(value, 0, floor(room / 4) * 4))
+
+_cm_total_values := count(_cm_entries)
+
+_cm_total_bytes := sum([_strlen(_cm_value(e)) | some e in _cm_entries])
+
+_cm_scanned_bytes := sum([min([n, max([max_bytes - sum(array.slice(_cm_lengths, 0, i)), 0])]) | some i, n in _cm_lengths])
+
+deny contains object_violation("configmap_data", field, msg) if {
+	_is_configmap
+	some [section, key, text] in _cm_scanned
+	kinds := looks_like(text)
 	count(kinds) > 0
-	field := sprintf("data[%q]", [key])
+	field := sprintf("%s[%q]", [section, key])
 	msg := sprintf("ConfigMap %q key %q holds a value that looks like %s; store it in a Secret (%s)", [object_name, key, _describe(kinds), field])
 }
 
-# binaryData is base64; a PEM key or a token in it is text once decoded.
-deny contains object_violation("configmap_data", field, msg) if {
-	kubernetes.is_create_or_update
-	kubernetes.kind == "ConfigMap"
-	some key, encoded in object.get(kubernetes.obj, "binaryData", {})
-	is_string(encoded)
-	kinds := looks_like(base64.decode(encoded))
-	count(kinds) > 0
-	field := sprintf("binaryData[%q]", [key])
-	msg := sprintf("ConfigMap %q key %q holds a value that looks like %s; store it in a Secret (%s)", [object_name, key, _describe(kinds), field])
+warn contains object_violation("scan_limit", "data", msg) if {
+	_is_configmap
+	_cm_scanned_bytes < _cm_total_bytes
+	msg := sprintf("ConfigMap %q was not fully checked for credentials: %d of %d values and %d of %d characters scanned (secret_handling max_values, max_bytes)", [
+		object_name, count(_cm_scan), _cm_total_values, _cm_scanned_bytes, _cm_total_bytes,
+	])
 }
 
 # Vault-only namespaces --------------------------------------------------

@@ -312,6 +312,50 @@ test_configmap_harmless_admitted if {
 	count(secret_handling.deny) == 0 with input as configmap({"password_policy": "min_length: 12", "ca.crt": "-----BEGIN CERTIFICATE-----"}, {"blob": "AAEC"})
 }
 
+test_configmap_fully_scanned_has_no_warning if {
+	count(secret_handling.warn) == 0 with input as configmap({"a": url_with_password, "b": "x"}, {"c": base64.encode(pem)})
+}
+
+# Values past max_values (data keys in order, then binaryData keys) are not
+# scanned, and a warning says so.
+test_configmap_scan_stops_at_max_values if {
+	cm := configmap({"a": "harmless", "b": url_with_password, "c": pem}, {"d": base64.encode(pem)})
+	msgs(secret_handling.deny) == {`ConfigMap "app-config" key "b" holds a value that looks like a URL with an embedded password; store it in a Secret (data["b"])`} with input as cm
+		with data.portcullis.config.policies.secret_handling.max_values as 2
+	secret_handling.warn == {{
+		"msg": sprintf(`ConfigMap "app-config" was not fully checked for credentials: 2 of 4 values and %d of %d characters scanned (secret_handling max_values, max_bytes)`, [8 + count(url_with_password), ((8 + count(url_with_password)) + count(pem)) + count(base64.encode(pem))]),
+		"check": "scan_limit",
+		"field": "data",
+	}} with input as cm
+		with data.portcullis.config.policies.secret_handling.max_values as 2
+}
+
+# At most max_bytes characters are scanned in total: each value is cut to
+# what is left, so a credential past the budget is not seen.
+test_configmap_scan_stops_at_max_bytes if {
+	padding := concat("", [x | some _ in numbers.range(1, 30); x := "0123456789"])
+	cm := configmap({"a": concat("", [padding, url_with_password]), "b": url_with_password}, {})
+	count(secret_handling.deny) == 0 with input as cm
+		with data.portcullis.config.policies.secret_handling.max_bytes as 300
+	secret_handling.warn == {{
+		"msg": sprintf(`ConfigMap "app-config" was not fully checked for credentials: 2 of 2 values and 300 of %d characters scanned (secret_handling max_values, max_bytes)`, [300 + (2 * count(url_with_password))]),
+		"check": "scan_limit",
+		"field": "data",
+	}} with input as cm
+		with data.portcullis.config.policies.secret_handling.max_bytes as 300
+
+	# Within the budget the same ConfigMap is denied twice over.
+	count(secret_handling.deny) == 2 with input as cm
+}
+
+# A binaryData value is cut at a multiple of 4 characters, so what is left
+# still decodes; a key in the first part is found.
+test_configmap_binary_data_cut_still_decodes if {
+	encoded := base64.encode(concat("", [pem, "trailing bytes of the key file, never scanned"]))
+	msgs(secret_handling.deny) == {`ConfigMap "app-config" key "id_rsa" holds a value that looks like a PEM private key; store it in a Secret (binaryData["id_rsa"])`} with input as configmap({}, {"id_rsa": encoded})
+		with data.portcullis.config.policies.secret_handling.max_bytes as count(base64.encode(pem)) + 2
+}
+
 # Vault-only namespaces --------------------------------------------------
 
 secret(type, namespace) := review("Secret", object.union({"metadata": {"name": "db"}, "data": {"password": "aHVudGVyMg=="}}, type), namespace, "")
@@ -392,6 +436,8 @@ builtin_defaults := {
 	"secrets_as_files_only": [],
 	"require_automount_opt_in": [],
 	"vault_only_namespaces": [],
+	"max_values": secret_handling.default_max_values,
+	"max_bytes": secret_handling.default_max_bytes,
 }
 
 yaml_settings := data.policies.secret_handling if {
