@@ -29,6 +29,10 @@ type Metrics struct {
 	Reloads *prometheus.CounterVec
 	// PoliciesLoaded is the number of policies in the serving registry.
 	PoliciesLoaded prometheus.Gauge
+	// CertificateExpiry is the expiry time of the serving certificate in use.
+	CertificateExpiry prometheus.Gauge
+	// CertificateRejected counts rotated-in pairs refused (expired, not yet valid).
+	CertificateRejected prometheus.Counter
 	// Overload counts requests refused 429 by admission lane and by what
 	// they did not get in time (bytes, slots).
 	Overload *prometheus.CounterVec
@@ -79,6 +83,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "portcullis_policies_loaded",
 			Help: "Policies in the serving policy set.",
 		}),
+		CertificateExpiry: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "portcullis_certificate_expiry_timestamp_seconds",
+			Help: "Expiry (NotAfter, Unix seconds) of the serving certificate in use.",
+		}),
+		CertificateRejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "portcullis_certificate_rejected_total",
+			Help: "Serving certificates written over the current one and refused because they were expired or not yet valid; the current one keeps being served.",
+		}),
 		Overload: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portcullis_admission_overload_rejections_total",
 			Help: "Requests answered 429 by admission lane (small, large) and by what they did not get in time: bytes (the lane's budget of body bytes in flight) or slots (evaluation slots).",
@@ -92,7 +104,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Policies that could not be evaluated, by policy and error code (OPA's, e.g. eval_builtin_error, or timeout, not_evaluated, invalid_output, invalid_edit); the failure mode decided the request.",
 		}, []string{"policy", "code"}),
 	}
-	for _, c := range []prometheus.Collector{m.PolicyErrors, m.PolicyEvaluations, m.PolicyDuration, m.Requests, m.RequestDuration, m.BadRequests, m.Panics, m.Reloads, m.PoliciesLoaded, m.DecisionCache, m.Overload} {
+	for _, c := range []prometheus.Collector{m.PolicyErrors, m.PolicyEvaluations, m.PolicyDuration, m.Requests, m.RequestDuration, m.BadRequests, m.Panics, m.Reloads, m.PoliciesLoaded, m.DecisionCache, m.Overload, m.CertificateExpiry, m.CertificateRejected} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"golang.org/x/net/netutil"
-	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 )
 
 // Paths served.
@@ -51,6 +50,14 @@ type ServerOptions struct {
 	ShutdownTimeout time.Duration
 	// ReadHeaderTimeout and ReadTimeout bound slow clients.
 	ReadHeaderTimeout, ReadTimeout time.Duration
+	// CertExpiryWindow: /readyz turns not ready this long before the serving
+	// certificate expires (0: DefaultCertExpiryWindow; negative: only once
+	// it has expired).
+	CertExpiryWindow time.Duration
+	// Metrics, if set, receives the certificate metrics.
+	Metrics *Metrics
+	// Now is the clock for certificate validity (tests; nil: time.Now).
+	Now func() time.Time
 	// MaxConnections caps the open connections of the TLS listener (0: no
 	// cap); past it new connections wait in the kernel's accept queue until
 	// one closes. Each connection costs buffers and a goroutine whatever it
@@ -81,6 +88,7 @@ type Server struct {
 	addr    atomic.Value // net.Addr of the TLS listener
 	health  atomic.Value
 	metrics atomic.Value
+	cert    atomic.Pointer[servingCert]
 }
 
 // NewServer returns a server; Handle registers paths before Start.
@@ -94,6 +102,12 @@ func NewServer(opts ServerOptions, log *zap.Logger, gather prometheus.Gatherer, 
 	}
 	if opts.ReadTimeout == 0 {
 		opts.ReadTimeout = 10 * time.Second
+	}
+	if opts.CertExpiryWindow == 0 {
+		opts.CertExpiryWindow = DefaultCertExpiryWindow
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	return &Server{opts: opts, mux: http.NewServeMux(), log: log, gather: gather, ready: ready, bound: make(chan struct{})}
 }
@@ -111,13 +125,19 @@ func (s *Server) MetricsAddr() net.Addr { a, _ := s.metrics.Load().(net.Addr); r
 // Bound is closed when all listeners are bound.
 func (s *Server) Bound() <-chan struct{} { return s.bound }
 
-// Ready reports readiness: listening, policies loaded, not shutting down.
+// Ready reports readiness: listening, policies loaded, not shutting down,
+// and a serving certificate that does not expire within CertExpiryWindow.
 func (s *Server) Ready() error {
 	if s.closing.Load() {
 		return errors.New("shutting down")
 	}
 	if !s.serving.Load() {
 		return errors.New("webhook listener not serving yet")
+	}
+	if sc := s.cert.Load(); sc != nil {
+		if err := sc.ready(max(s.opts.CertExpiryWindow, 0)); err != nil {
+			return err
+		}
 	}
 	if s.ready != nil {
 		return s.ready()
@@ -174,11 +194,15 @@ func TLSConfig(getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), opt
 // turns false, the server keeps serving for ShutdownDelay, then stops
 // accepting and lets in-flight requests finish.
 func (s *Server) Start(ctx context.Context) error {
-	watcher, err := certwatcher.New(s.opts.CertFile, s.opts.KeyFile)
+	// An expired or not-yet-valid pair stops the start: serving it would
+	// fail every handshake while the probes say ready.
+	cert, err := newServingCert(s.opts.CertFile, s.opts.KeyFile, s.opts.Now, s.log.Named("certs"), s.opts.Metrics)
 	if err != nil {
 		return fmt.Errorf("load serving certificate: %w", err)
 	}
-	tlsCfg, err := TLSConfig(watcher.GetCertificate, s.opts)
+	s.cert.Store(cert)
+	watcher := cert.watcher
+	tlsCfg, err := TLSConfig(cert.GetCertificate, s.opts)
 	if err != nil {
 		return err
 	}

@@ -697,3 +697,134 @@ func TestServerConnectionCap(t *testing.T) {
 	}
 	open[1].Close()
 }
+
+// bundleAt generates a serving pair as if issued at issued, valid for validity.
+func bundleAt(t testing.TB, issued time.Time, validity time.Duration) *certs.Bundle {
+	t.Helper()
+	b, err := certs.Generate([]string{"localhost", "127.0.0.1"}, 24*time.Hour, validity, issued)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func leafOf(t testing.TB, certPEM []byte) *x509.Certificate {
+	t.Helper()
+	c, err := x509.ParseCertificate(leafDER(t, certPEM))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// An expired or not-yet-valid pair stops the start with an error naming
+// the date, instead of serving handshakes that every client refuses.
+func TestServerRefusesInvalidCertificate(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	expired := bundleAt(t, now.Add(-3*time.Hour), time.Hour)
+	future := bundleAt(t, now.Add(3*time.Hour), time.Hour)
+	for name, tc := range map[string]struct {
+		b    *certs.Bundle
+		want string
+	}{
+		"expired":       {expired, "load serving certificate: certificate expired at " + leafOf(t, expired.Cert).NotAfter.UTC().Format(time.RFC3339)},
+		"not yet valid": {future, "load serving certificate: certificate is not valid before " + leafOf(t, future.Cert).NotBefore.UTC().Format(time.RFC3339)},
+	} {
+		dir := t.TempDir()
+		if err := tc.b.WriteDir(dir); err != nil {
+			t.Fatal(err)
+		}
+		certFile, keyFile := CertPaths(dir)
+		srv := NewServer(ServerOptions{Addr: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile}, zap.NewNop(), prometheus.NewRegistry(), nil)
+		if err := srv.Start(context.Background()); err == nil || err.Error() != tc.want {
+			t.Errorf("%s: err = %v, want %q", name, err, tc.want)
+		}
+		if srv.Ready() == nil {
+			t.Errorf("%s: ready", name)
+		}
+	}
+}
+
+// Rotation refuses an expired pair (counted, logged) and keeps serving the
+// valid one; the expiry metric follows the certificate in use; /readyz turns
+// not ready within the window before it expires.
+func TestServerCertificateExpiry(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	var offset atomic.Int64 // the test's clock runs ahead by this much
+	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	first := bundleAt(t, now, 2*time.Hour)
+	writeSecretVolume(t, dir, "1", first.Cert, first.Key)
+	certFile, keyFile := CertPaths(dir)
+	ts := startServer(t, ServerOptions{CertFile: certFile, KeyFile: keyFile, Metrics: m, Now: clock, CertExpiryWindow: 10 * time.Minute}, nil, nil)
+	firstLeaf := leafOf(t, first.Cert)
+	if got := metricValue(t, m.CertificateExpiry); got != float64(firstLeaf.NotAfter.Unix()) {
+		t.Errorf("expiry metric %v, want %d", got, firstLeaf.NotAfter.Unix())
+	}
+	roots := certPool(t, first.CACert)
+	served := func() []byte {
+		t.Helper()
+		conn, err := tls.Dial("tcp", ts.srv.Addr().String(), &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatalf("handshake: %v", err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].Raw
+	}
+
+	// An expired pair rotated in is refused.
+	time.Sleep(200 * time.Millisecond) // see TestServerCertificateRewrite
+	expired := bundleAt(t, now.Add(-3*time.Hour), time.Hour)
+	writeSecretVolume(t, dir, "2", expired.Cert, expired.Key)
+	deadline := time.Now().Add(5 * time.Second)
+	for metricValue(t, m.CertificateRejected) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the expired pair was not seen within 5s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !bytes.Equal(served(), leafDER(t, first.Cert)) {
+		t.Error("an expired certificate was adopted")
+	}
+	if got := metricValue(t, m.CertificateExpiry); got != float64(firstLeaf.NotAfter.Unix()) {
+		t.Errorf("expiry metric %v after a refused pair, want %d", got, firstLeaf.NotAfter.Unix())
+	}
+	if err := ts.srv.Ready(); err != nil {
+		t.Errorf("not ready while serving a valid certificate: %v", err)
+	}
+
+	// Five minutes before the end: not ready, saying why.
+	offset.Store(int64(firstLeaf.NotAfter.Sub(time.Now()) - 5*time.Minute))
+	want := "serving certificate expires at " + firstLeaf.NotAfter.UTC().Format(time.RFC3339) + ", within 10m0s"
+	if err := ts.srv.Ready(); err == nil || err.Error() != want {
+		t.Errorf("Ready() = %v, want %q", err, want)
+	}
+	if code, body := get(t, "http://"+ts.srv.HealthAddr().String()+PathReadyz); code != http.StatusServiceUnavailable || body != "not ready: "+want+"\n" {
+		t.Errorf("/readyz = %d %q", code, body)
+	}
+
+	// A valid pair rotated in is served, and readiness comes back.
+	offset.Store(0)
+	second := bundleAt(t, now, 4*time.Hour)
+	writeSecretVolume(t, dir, "3", second.Cert, second.Key)
+	deadline = time.Now().Add(5 * time.Second)
+	for !bytes.Equal(served(), leafDER(t, second.Cert)) {
+		if time.Now().After(deadline) {
+			t.Fatal("the valid pair was not served within 5s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := metricValue(t, m.CertificateExpiry); got != float64(leafOf(t, second.Cert).NotAfter.Unix()) {
+		t.Errorf("expiry metric %v, want the new certificate's", got)
+	}
+	offset.Store(int64(firstLeaf.NotAfter.Sub(time.Now()) - 5*time.Minute))
+	if err := ts.srv.Ready(); err != nil {
+		t.Errorf("not ready with the new certificate: %v", err)
+	}
+}

@@ -63,6 +63,9 @@ type ServeOptions struct {
 	// SyncWebhookRules adds the loaded policies' resources to the rules of
 	// the two webhook configurations (package registration).
 	SyncWebhookRules bool
+	// CertExpiryWindow: /readyz turns not ready this long before the
+	// serving certificate expires.
+	CertExpiryWindow time.Duration
 
 	HealthBindAddress  string
 	MetricsBindAddress string
@@ -101,6 +104,7 @@ func NewServeOptions() *ServeOptions {
 		ServiceName:        "portcullis",
 		WebhookConfigName:  "portcullis",
 		CertResyncInterval: certs.DefaultResyncInterval,
+		CertExpiryWindow:   webhooks.DefaultCertExpiryWindow,
 		HealthBindAddress:  "127.0.0.1:8081",
 		MetricsBindAddress: "127.0.0.1:8080",
 		EvalTimeout:        time.Second,
@@ -128,6 +132,7 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.CertExtraSANs, "cert-extra-sans", o.CertExtraSANs, "self-signed mode: further DNS names or IP addresses for the serving certificate (webhooks reached by URL)")
 	fs.DurationVar(&o.CertResyncInterval, "cert-resync-interval", o.CertResyncInterval, "self-signed mode: how often the Secret is re-read and the caBundles checked")
 	fs.BoolVar(&o.SyncWebhookRules, "sync-webhook-rules", o.SyncWebhookRules, "self-signed mode: add the rules the loaded policies need (METADATA custom.resources, as `portcullis webhooks` prints them) to the --webhook-config-name configurations, at start, after every reload and every --cert-resync-interval; rules are only ever added")
+	fs.DurationVar(&o.CertExpiryWindow, "cert-expiry-window", o.CertExpiryWindow, "/readyz turns not ready this long before the serving certificate expires (a rotation that did not happen; 0: only once expired); a pair that is expired or not yet valid is refused at start and on rotation whatever this says")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "self-signed mode: kubeconfig file to reach the API server (default: the in-cluster service account)")
 	fs.StringVar(&o.HealthBindAddress, "health-probe-bind-address", o.HealthBindAddress, "plain-HTTP address for /healthz and /readyz (empty disables)")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "plain-HTTP address for /metrics (empty disables)")
@@ -155,6 +160,9 @@ func (o *ServeOptions) Validate() error {
 	}
 	if o.EvalTimeout <= 0 {
 		return errors.New("--eval-timeout must be positive")
+	}
+	if o.CertExpiryWindow < 0 {
+		return errors.New("--cert-expiry-window must not be negative")
 	}
 	if err := o.Perf.Validate(); err != nil {
 		return err
@@ -344,6 +352,8 @@ func (o *ServeOptions) Run(ctx context.Context, streams IO) error {
 		EnableHTTP2:       o.EnableHTTP2,
 		MaxConnections:    o.Perf.MaxConnections,
 		ReadyDetails:      status.details,
+		CertExpiryWindow:  certExpiryWindow(o.CertExpiryWindow),
+		Metrics:           metrics,
 	}, log, promReg, nil)
 	lanes, err := o.Perf.admission() // one set of lanes across both paths
 	if err != nil {
@@ -453,6 +463,15 @@ func (o *ServeOptions) client() (kubernetes.Interface, error) {
 		return o.KubeClient, nil
 	}
 	return o.kubeClient()
+}
+
+// certExpiryWindow maps the flag (0: not ready only once expired) to the
+// server's option (where 0 means the default).
+func certExpiryWindow(flag time.Duration) time.Duration {
+	if flag == 0 {
+		return -1
+	}
+	return flag
 }
 
 // kubeClient builds a clientset from --kubeconfig, or in a pod from its

@@ -45,6 +45,8 @@ func TestServeFlags(t *testing.T) {
 		{"kubeconfig in file mode", []string{"--kubeconfig=/kube/config"}, "--kubeconfig needs --cert-mode=self-signed"},
 		{"service in file mode", []string{"--cert-mode=file", "--service-name=webhook"}, "--service-name needs --cert-mode=self-signed"},
 		{"lanes", []string{"--large-request-bytes=65536", "--max-concurrent-large-evaluations=2", "--small-bytes-in-flight=1048576", "--large-bytes-in-flight=4194304", "--max-connections=64"}, ""},
+		{"cert expiry window", []string{"--cert-expiry-window=1h"}, ""},
+		{"negative cert expiry window", []string{"--cert-expiry-window=-1s"}, "--cert-expiry-window must not be negative"},
 		{"negative connections", []string{"--max-connections=-1"}, "--max-connections must not be negative"},
 		{"zero large threshold", []string{"--large-request-bytes=0"}, "--large-request-bytes must be positive"},
 		{"small budget below the threshold", []string{"--small-bytes-in-flight=1000"}, "--small-bytes-in-flight must be at least --large-request-bytes"},
