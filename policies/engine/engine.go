@@ -145,6 +145,9 @@ func (d *Decision) DeniedBy(e Enforcement) []string {
 type Options struct {
 	// Policies, when not empty, restricts evaluation to these policy IDs.
 	Policies []string
+	// NoCache bypasses the decision cache (neither read nor written): the
+	// background audit's one-off requests would evict admission decisions.
+	NoCache bool
 }
 
 // Engine evaluates requests against the current Registry. The registry is
@@ -255,7 +258,7 @@ func (e *Engine) Evaluate(ctx context.Context, phase Phase, req *admissionv1.Adm
 	}
 	var key cacheKey
 	useCache := false
-	if st.cache != nil {
+	if st.cache != nil && !opts.NoCache {
 		key, useCache = requestKey(phase, req, small, nsJSON, opts)
 	}
 	if useCache {

@@ -19,12 +19,13 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/portcullis/portcullis/audit"
 	"github.com/portcullis/portcullis/certs"
 	"github.com/portcullis/portcullis/policies/engine"
 	"github.com/portcullis/portcullis/registration"
@@ -81,6 +82,7 @@ type ServeOptions struct {
 	ReadTimeout        time.Duration
 	EnableHTTP2        bool
 	Perf               PerformanceOptions
+	Cluster            ClusterOptions
 	LogLevel           string
 	LogFormat          string
 
@@ -110,6 +112,7 @@ func NewServeOptions() *ServeOptions {
 		EvalTimeout:        time.Second,
 		MaxBodyBytes:       webhooks.DefaultMaxBodyBytes,
 		Perf:               NewPerformanceOptions(),
+		Cluster:            NewClusterOptions(),
 		ShutdownDelay:      5 * time.Second,
 		ReadHeaderTimeout:  5 * time.Second,
 		ReadTimeout:        10 * time.Second,
@@ -133,7 +136,7 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.CertResyncInterval, "cert-resync-interval", o.CertResyncInterval, "self-signed mode: how often the Secret is re-read and the caBundles checked")
 	fs.BoolVar(&o.SyncWebhookRules, "sync-webhook-rules", o.SyncWebhookRules, "self-signed mode: add the rules the loaded policies need (METADATA custom.resources, as `portcullis webhooks` prints them) to the --webhook-config-name configurations, at start, after every reload and every --cert-resync-interval; rules are only ever added")
 	fs.DurationVar(&o.CertExpiryWindow, "cert-expiry-window", o.CertExpiryWindow, "/readyz turns not ready this long before the serving certificate expires (a rotation that did not happen; 0: only once expired); a pair that is expired or not yet valid is refused at start and on rotation whatever this says")
-	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "self-signed mode: kubeconfig file to reach the API server (default: the in-cluster service account)")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "with --cert-mode=self-signed, --watch-namespaces or --audit-interval: kubeconfig file to reach the API server (default: the in-cluster service account)")
 	fs.StringVar(&o.HealthBindAddress, "health-probe-bind-address", o.HealthBindAddress, "plain-HTTP address for /healthz and /readyz (empty disables)")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "plain-HTTP address for /metrics (empty disables)")
 	fs.StringVar(&o.ClientCAFile, "client-ca", o.ClientCAFile, "PEM CA bundle: require client certificates signed by it")
@@ -142,6 +145,7 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&o.MaxBodyBytes, "max-body-bytes", o.MaxBodyBytes, "largest AdmissionReview accepted (413 beyond)")
 	o.Perf.AddFlags(fs)
 	fs.BoolVar(&o.AllowEmptyPolicies, "allow-empty-policies", o.AllowEmptyPolicies, "start (and hot-reload) with no policies, which admits every request; without it an empty policy set is a start-up error and a reload to one is refused")
+	o.Cluster.AddFlags(fs)
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", o.ShutdownDelay, "on SIGTERM, keep serving this long after readiness turns false")
 	fs.DurationVar(&o.ReadHeaderTimeout, "read-header-timeout", o.ReadHeaderTimeout, "bound on reading request headers")
 	fs.DurationVar(&o.ReadTimeout, "read-timeout", o.ReadTimeout, "bound on reading a whole request")
@@ -165,6 +169,9 @@ func (o *ServeOptions) Validate() error {
 		return errors.New("--cert-expiry-window must not be negative")
 	}
 	if err := o.Perf.Validate(); err != nil {
+		return err
+	}
+	if err := o.Cluster.Validate(); err != nil {
 		return err
 	}
 	if o.MaxBodyBytes <= 0 {
@@ -206,9 +213,12 @@ func (o *ServeOptions) validateCertMode() error {
 			{"--webhook-config-name", o.WebhookConfigName != d.WebhookConfigName},
 			{"--cert-extra-sans", len(o.CertExtraSANs) > 0},
 			{"--cert-resync-interval", o.CertResyncInterval != d.CertResyncInterval},
-			{"--kubeconfig", o.Kubeconfig != d.Kubeconfig},
+			{"--kubeconfig", o.Kubeconfig != d.Kubeconfig && !o.Cluster.needsCluster()},
 			{"--sync-webhook-rules", o.SyncWebhookRules},
 		} {
+			if f.set && f.name == "--kubeconfig" {
+				return fmt.Errorf("--kubeconfig needs --cert-mode=%s, --watch-namespaces or --audit-interval", CertModeSelfSigned)
+			}
 			if f.set {
 				return fmt.Errorf("%s needs --cert-mode=%s", f.name, CertModeSelfSigned)
 			}
@@ -327,9 +337,52 @@ func (o *ServeOptions) Run(ctx context.Context, streams IO) error {
 		log.Warn("policy configuration", zap.String("warning", w))
 	}
 	o.Perf.applyGC(log)
-	eng := engine.New(reg, metrics, o.Perf.engineOptions()...)
+	var (
+		kcfg      *rest.Config
+		kclient   kubernetes.Interface
+		nsLabels  *audit.NamespaceInformer
+		nsFactory informers.SharedInformerFactory
+	)
+	engOpts := o.Perf.engineOptions()
+	if o.Cluster.needsCluster() {
+		if kcfg, err = kubeConfig(o.Kubeconfig); err != nil {
+			return err
+		}
+		if kclient = o.KubeClient; kclient == nil {
+			if kclient, err = kubernetes.NewForConfig(kcfg); err != nil {
+				return fmt.Errorf("kubernetes client: %w", err)
+			}
+		}
+		if nsLabels, nsFactory, err = o.startNamespaces(ctx, kclient, log); err != nil {
+			return err
+		}
+		if nsLabels != nil {
+			engOpts = append(engOpts, engine.WithNamespaceLabels(nsLabels))
+		}
+	}
+	eng := engine.New(reg, metrics, engOpts...)
 	status := &policySetStatus{eng: eng, metrics: metrics, set: setMetrics, log: log}
 	status.serving(reg)
+	var auditCtrl *audit.Controller
+	if o.Cluster.AuditInterval > 0 {
+		if auditCtrl, err = o.newAuditController(kcfg, kclient, nsFactory, eng, promReg, log); err != nil {
+			return err
+		}
+		auditDone := make(chan struct{})
+		go func() {
+			defer close(auditDone)
+			if err := auditCtrl.Run(ctx); err != nil {
+				log.Error("background audit stopped", zap.Error(err))
+			}
+		}()
+		// On shutdown, let the audit release its Lease before exiting.
+		defer func() {
+			select {
+			case <-auditDone:
+			case <-time.After(5 * time.Second):
+			}
+		}()
+	}
 	log.Info("policies loaded", zap.Int("count", len(reg.Policies())), zap.Strings("ids", policyIDs(reg)), zap.String("hash", reg.Hash()))
 
 	certDir, err := o.certificates(ctx, streams, log)
@@ -394,6 +447,9 @@ func (o *ServeOptions) Run(ctx context.Context, streams IO) error {
 					select {
 					case rulesChanged <- struct{}{}:
 					default:
+					}
+					if auditCtrl != nil {
+						auditCtrl.Reloaded()
 					}
 				}
 			},
@@ -477,18 +533,10 @@ func certExpiryWindow(flag time.Duration) time.Duration {
 // kubeClient builds a clientset from --kubeconfig, or in a pod from its
 // service account.
 func (o *ServeOptions) kubeClient() (kubernetes.Interface, error) {
-	var cfg *rest.Config
-	var err error
-	if o.Kubeconfig != "" {
-		cfg, err = clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
-	} else {
-		cfg, err = rest.InClusterConfig()
-	}
+	cfg, err := kubeConfig(o.Kubeconfig)
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes client configuration (--kubeconfig): %w", err)
+		return nil, err
 	}
-	cfg.UserAgent = "portcullis"
-	cfg.Timeout = 15 * time.Second
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)

@@ -1,0 +1,249 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	orv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"sigs.k8s.io/yaml"
+
+	"github.com/portcullis/portcullis/audit"
+)
+
+// The audit tests' own policy: pods labelled e2e.portcullis.dev/audit-colour
+// with the given colour violate it (audit enforcement, set by auditConfig).
+const (
+	auditLabel   = "e2e.portcullis.dev/audit-colour"
+	auditPolicyF = "e2e_colour/e2e_colour.rego"
+)
+
+func auditPolicy(colour string) string {
+	return fmt.Sprintf(`# METADATA
+# title: e2e colour
+# custom:
+#   kind: validating
+#   resources: [pods]
+package portcullis.e2e_colour
+
+deny contains {"msg": sprintf("pod %%s is %s", [input.request.name]), "check": "colour"} if {
+	input.request.object.metadata.labels[%q] == %q
+}
+`, colour, auditLabel, colour)
+}
+
+// auditConfig switches the built-in validating policies off (so reports hold
+// only the test policy's results) and puts the test policy in audit.
+const auditConfig = `policies:
+  e2e_colour: {enforcement: audit}
+  pod_security: {enabled: false}
+  image_sources: {enabled: false}
+  secret_handling: {enabled: false}
+  apparmor: {enabled: false}
+  required_labels: {enabled: false}
+`
+
+// installReportCRDs creates the OpenReports CRDs of the reports-api module
+// go.mod pins (its config/crd) and waits until they are served.
+func installReportCRDs(t *testing.T) {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/openreports/reports-api").Output()
+	if err != nil {
+		t.Fatalf("locate reports-api module: %v", err)
+	}
+	dir := filepath.Join(strings.TrimSpace(string(out)), "config", "crd")
+	dyn := dynamic.NewForConfigOrDie(cluster.Config)
+	crds := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	ctx := context.Background()
+	for _, f := range []string{"openreports.io_reports.yaml", "openreports.io_clusterreports.yaml"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var u unstructured.Unstructured
+		if err := yaml.Unmarshal(b, &u.Object); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if _, err := dyn.Resource(crds).Create(ctx, &u, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatalf("create CRD %s: %v", u.GetName(), err)
+		}
+	}
+	ok, msg := pollUntil(30*time.Second, 200*time.Millisecond, func(ctx context.Context) (bool, string) {
+		_, err := dyn.Resource(schema.GroupVersionResource{Group: "openreports.io", Version: "v1alpha1", Resource: "reports"}).List(ctx, metav1.ListOptions{Limit: 1})
+		if err != nil {
+			return false, err.Error()
+		}
+		return true, ""
+	})
+	if !ok {
+		t.Fatalf("reports CRD not served: %s", msg)
+	}
+}
+
+func colourPod(name, colour string) *corev1.Pod {
+	p := plainPod(name)
+	p.Labels[auditLabel] = colour
+	return p
+}
+
+// reportSubjects returns the names of the objects in ns's Portcullis report
+// ("absent" when there is none) with their result and rule.
+func reportSubjects(ctx context.Context, t *testing.T, ns string) (string, *orv1alpha1.Report) {
+	c, err := audit.NewReportClient(cluster.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r orv1alpha1.Report
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: audit.ReportName}, &r); err != nil {
+		if apierrors.IsNotFound(err) {
+			return "absent", nil
+		}
+		return "error: " + err.Error(), nil
+	}
+	var names []string
+	for _, res := range r.Results {
+		for _, s := range res.Subjects {
+			names = append(names, fmt.Sprintf("%s %s/%s: %s %s %s %s", s.Kind, s.Namespace, s.Name, res.Policy, res.Rule, res.Result, res.Description))
+		}
+	}
+	slices.Sort(names)
+	return strings.Join(names, "; "), &r
+}
+
+func waitReport(t *testing.T, ns, want string) *orv1alpha1.Report {
+	t.Helper()
+	var got string
+	var rep *orv1alpha1.Report
+	ok, _ := pollUntil(45*time.Second, 250*time.Millisecond, func(ctx context.Context) (bool, string) {
+		got, rep = reportSubjects(ctx, t, ns)
+		return got == want, got
+	})
+	if !ok {
+		t.Fatalf("report in %s:\n got %s\nwant %s", ns, got, want)
+	}
+	return rep
+}
+
+func violationsLine(ns string) string {
+	return fmt.Sprintf(`portcullis_audit_violations{enforcement="audit",namespace=%q,policy="e2e_colour"}`, ns)
+}
+
+// TestBackgroundAudit: two servers share one audit Lease; the leader writes
+// a Report listing exactly the violating pods, updates it when pods change
+// and when the policy is reloaded; when the leader stops, the other replica
+// takes over.
+func TestBackgroundAudit(t *testing.T) {
+	installReportCRDs(t)
+	ns := newNamespace(t, nil)
+	ctx := context.Background()
+	pods := cluster.Client.CoreV1().Pods(ns)
+	for name, colour := range map[string]string{"red-1": "red", "red-2": "red", "green-1": "green"} {
+		if _, err := pods.Create(ctx, colourPod(name, colour), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kubeconfig := writeKubeconfig(t, "")
+	lease := "portcullis-audit-" + ns
+	start := func(id string) *server {
+		return startServer(t, serverOptions{
+			FileCert:      true,
+			Config:        auditConfig,
+			ExtraPolicies: map[string]string{auditPolicyF: auditPolicy("red")},
+			Args: []string{
+				"--kubeconfig=" + kubeconfig, "--watch-namespaces",
+				"--audit-interval=1h", "--audit-lease-namespace=" + ns, "--audit-lease-name=" + lease,
+				"--audit-lease-duration=3s", "--audit-identity=" + id,
+			},
+		})
+	}
+	a, b := start("a"), start("b")
+	pod := func(name string) string {
+		return fmt.Sprintf("Pod %s/%s: e2e_colour colour warn pod %s is", ns, name, name)
+	}
+	want := func(colour string, names ...string) string {
+		var parts []string
+		for _, n := range names {
+			parts = append(parts, pod(n)+" "+colour)
+		}
+		slices.Sort(parts)
+		return strings.Join(parts, "; ")
+	}
+
+	rep := waitReport(t, ns, want("red", "red-1", "red-2"))
+	if rep.Source != "portcullis" || rep.Summary.Warn != 2 || rep.Labels[audit.ManagedByLabel] != audit.ManagedBy {
+		t.Errorf("report source %q, summary %+v, labels %v", rep.Source, rep.Summary, rep.Labels)
+	}
+	if rep.Results[0].Severity != "low" || rep.Results[0].Properties["enforcement"] != "audit" {
+		t.Errorf("result %+v", rep.Results[0])
+	}
+	leader, other := a, b
+	if b.Metric(t, "portcullis_audit_leader") == 1 {
+		leader, other = b, a
+	}
+	if leader.Metric(t, "portcullis_audit_leader") != 1 || other.Metric(t, "portcullis_audit_leader") != 0 {
+		t.Fatalf("audit leaders: a=%v b=%v, want exactly one", a.Metric(t, "portcullis_audit_leader"), b.Metric(t, "portcullis_audit_leader"))
+	}
+	if got := leader.Metric(t, violationsLine(ns)); got != 2 {
+		t.Errorf("%s = %v, want 2", violationsLine(ns), got)
+	}
+	if leader.Metric(t, "portcullis_audit_objects") < 3 || leader.Metric(t, "portcullis_audit_last_timestamp_seconds") == 0 {
+		t.Errorf("objects %v, last timestamp %v", leader.Metric(t, "portcullis_audit_objects"), leader.Metric(t, "portcullis_audit_last_timestamp_seconds"))
+	}
+	if other.Metric(t, "portcullis_audit_evaluations_total") != 0 {
+		t.Errorf("the replica without the Lease evaluated %v objects", other.Metric(t, "portcullis_audit_evaluations_total"))
+	}
+
+	// Objects change: green-1 turns red, red-1 goes away.
+	g, err := pods.Get(ctx, "green-1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Labels[auditLabel] = "red"
+	if _, err := pods.Update(ctx, g, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pods.Delete(ctx, "red-1", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	waitReport(t, ns, want("red", "green-1", "red-2"))
+
+	// Policy reload: now blue is the violating colour; one pod is blue.
+	if _, err := pods.Create(ctx, colourPod("blue-1", "blue"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*server{a, b} {
+		if err := os.WriteFile(filepath.Join(s.PoliciesDir, auditPolicyF), []byte(auditPolicy("blue")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitReport(t, ns, want("blue", "blue-1"))
+
+	// The leader stops: the other replica takes the Lease and carries on.
+	leader.Stop(t)
+	ok, msg := pollUntil(30*time.Second, 200*time.Millisecond, func(context.Context) (bool, string) {
+		v := other.Metric(t, "portcullis_audit_leader")
+		return v == 1, fmt.Sprint("leader gauge ", v)
+	})
+	if !ok {
+		t.Fatalf("the remaining replica did not take the audit Lease: %s", msg)
+	}
+	if err := pods.Delete(ctx, "blue-1", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	waitReport(t, ns, "absent")
+}
