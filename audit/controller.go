@@ -100,6 +100,8 @@ func (c *Controller) Run(ctx context.Context) error {
 				},
 				OnStoppedLeading: func() {
 					c.Metrics.Leader.Set(0)
+					// The new holder reports from now on.
+					c.Metrics.Violations.Reset()
 					c.Log.Info("audit lease released", zap.String("identity", c.Identity))
 				},
 			},
@@ -140,6 +142,7 @@ func (c *Controller) watchAndAudit(parent context.Context) (bool, error) {
 	if len(missing) > 0 {
 		c.Log.Warn("resources the policies declare that the API does not serve (not audited)", zap.Strings("resources", missing))
 	}
+	targets = c.readable(ctx, targets)
 	dirty := newDirtySet()
 	factory := dynamicinformer.NewDynamicSharedInformerFactory(c.Dynamic, 0)
 	informers := map[Target]cache.SharedIndexInformer{}
@@ -182,7 +185,10 @@ func (c *Controller) watchAndAudit(parent context.Context) (bool, error) {
 		defer func() { _ = c.Namespaces.RemoveEventHandler(reg) }()
 	}
 	factory.Start(ctx.Done())
-	defer factory.Shutdown()
+	defer func() {
+		cancel() // Shutdown waits for the informers, which stop on ctx
+		factory.Shutdown()
+	}()
 	for t, inf := range informers {
 		if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 			if ctx.Err() != nil {
@@ -222,6 +228,23 @@ func (c *Controller) watchAndAudit(parent context.Context) (bool, error) {
 			}
 		}
 	}
+}
+
+// readable keeps the targets this replica may list (one list call of one
+// object each): an informer on a forbidden kind would never sync and hold up
+// the whole audit. The others are logged and counted, not silently dropped.
+func (c *Controller) readable(ctx context.Context, targets []Target) []Target {
+	var out []Target
+	for _, t := range targets {
+		_, err := c.Dynamic.Resource(t.GVR).List(ctx, metav1.ListOptions{Limit: 1})
+		if err != nil {
+			c.Log.Error("background audit: cannot list this kind (RBAC?); not audited", zap.String("resource", t.String()), zap.Error(err))
+			c.Metrics.Errors.WithLabelValues("list").Inc()
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
 }
 
 func targetNames(ts []Target) []string {

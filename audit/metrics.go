@@ -51,7 +51,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portcullis_audit_errors_total",
-			Help: "Background audit failures: objects that could not be evaluated (evaluate), reports that could not be written (report).",
+			Help: "Background audit failures: kinds that could not be listed (list), objects that could not be evaluated (evaluate), reports that could not be written (report).",
 		}, []string{"stage"}),
 		Leader: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "portcullis_audit_leader",

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -140,4 +141,37 @@ func FormatLabels(l map[string]string) string {
 		parts[i] = k + "=" + l[k]
 	}
 	return strings.Join(parts, ",")
+}
+
+// ClusterLabels reads namespace labels with one GET per namespace, kept for
+// the life of the value (the CLI's one pass).
+type ClusterLabels struct {
+	Client kubernetes.Interface
+
+	mu    sync.Mutex
+	cache map[string]map[string]string
+}
+
+// NamespaceLabels implements engine.NamespaceLabeler.
+func (c *ClusterLabels) NamespaceLabels(ctx context.Context, name string) (map[string]string, error) {
+	c.mu.Lock()
+	l, ok := c.cache[name]
+	c.mu.Unlock()
+	if ok {
+		return l, nil
+	}
+	ns, err := c.Client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, ErrNamespaceNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get namespace: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cache == nil {
+		c.cache = map[string]map[string]string{}
+	}
+	c.cache[name] = ns.Labels
+	return ns.Labels, nil
 }

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -246,4 +247,119 @@ func TestBackgroundAudit(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitReport(t, ns, "absent")
+}
+
+// runAudit runs `portcullis audit` with args and returns stdout, stderr and
+// the exit code.
+func runAudit(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(portcullisBin, append([]string{"audit"}, args...)...)
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errOut.String(), code
+}
+
+// TestAuditCLI: pods admitted by the webhook while the test policy is in
+// audit are listed by `portcullis audit` as denied once the policy denies;
+// a dry run of the tightening names them; namespace labels come from the
+// cluster or from --namespace-labels.
+func TestAuditCLI(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t, serverOptions{
+		FileCert:      true,
+		Config:        auditConfig,
+		ExtraPolicies: map[string]string{auditPolicyF: auditPolicy("red")},
+	})
+	ensureNamespace(t, "portcullis-system")
+	installWebhooks(t, "self-signed", srv.BaseURL, srv.CA.CertPEM)
+	ns := newNamespace(t, map[string]string{"pod-security.kubernetes.io/enforce": "privileged"})
+	waitWebhooksServed(t, ns)
+	pods := cluster.Client.CoreV1().Pods(ns)
+	for name, colour := range map[string]string{"red-1": "red", "green-1": "green"} {
+		if _, err := pods.Create(ctx, colourPod(name, colour), metav1.CreateOptions{}); err != nil {
+			t.Fatalf("%s admitted while its policy audits: %v", name, err)
+		}
+	}
+	kubeconfig := writeKubeconfig(t, "")
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	auditing := write("audit.yaml", auditConfig)
+	denying := write("deny.yaml", strings.Replace(auditConfig, "e2e_colour: {enforcement: audit}", "e2e_colour: {enforcement: deny}", 1))
+	common := []string{"--kubeconfig=" + kubeconfig, "-n", ns, "--policies=" + srv.PoliciesDir, "--kind=pods"}
+
+	// As configured (audit): both admitted, red-1 listed with its audit violation.
+	out, errOut, code := runAudit(t, append(common, "--config="+auditing)...)
+	want := fmt.Sprintf(`PASS Pod %[1]s/green-1 (pods#0)
+PASS Pod %[1]s/red-1 (pods#1)
+  audit [e2e_colour] pod red-1 is red
+2 objects, 0 denied
+`, ns)
+	if code != 0 || out != want {
+		t.Errorf("audit: exit %d, stdout:\n%s\nwant:\n%s\nstderr: %s", code, out, want, errOut)
+	}
+	if !strings.HasPrefix(errOut, "audited 2 objects of 1 kind in ") {
+		t.Errorf("stderr %q", errOut)
+	}
+
+	// Tightened (deny): red-1 is denied, exit 1.
+	out, _, code = runAudit(t, append(common, "--config="+denying, "-o", "json")...)
+	var rep struct {
+		Results []struct {
+			Name       string `json:"name"`
+			Allowed    bool   `json:"allowed"`
+			Violations []struct {
+				Policy, Enforcement, Message, Check string
+			} `json:"violations"`
+		} `json:"results"`
+		Summary struct{ Objects, Denied int } `json:"summary"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("json output: %v\n%s", err, out)
+	}
+	if code != 1 || rep.Summary.Objects != 2 || rep.Summary.Denied != 1 || len(rep.Results) != 2 || rep.Results[1].Name != "red-1" || rep.Results[1].Allowed ||
+		len(rep.Results[1].Violations) != 1 || rep.Results[1].Violations[0].Check != "colour" || rep.Results[1].Violations[0].Enforcement != "deny" {
+		t.Errorf("deny: exit %d, %+v", code, rep)
+	}
+
+	// Dry run of the tightening against the current (audit) configuration.
+	out, _, code = runAudit(t, append(common, "--baseline-config="+auditing, "--baseline-policies="+srv.PoliciesDir, "--config="+denying)...)
+	want = fmt.Sprintf(`FAIL Pod %[1]s/red-1 (pods#1)
+  deny [e2e_colour] pod red-1 is red
+1 object, 1 denied
+1 object in 1 namespace would be refused by the candidate policy set; 0 would be newly admitted
+`, ns)
+	if code != 1 || out != want {
+		t.Errorf("dry run: exit %d, stdout:\n%s\nwant:\n%s", code, out, want)
+	}
+
+	// Namespace labels: a privileged pod in a namespace labelled
+	// enforce=privileged passes pod_security (labels read from the
+	// cluster); --namespace-labels overrides them.
+	priv := privilegedPod("priv")
+	priv.Labels = map[string]string{"app.kubernetes.io/name": "priv"}
+	if _, err := pods.Create(ctx, priv, metav1.CreateOptions{DryRun: nil}); err != nil {
+		t.Fatalf("privileged pod (pod_security off in the server): %v", err)
+	}
+	psOnly := []string{"--kubeconfig=" + kubeconfig, "-n", ns, "--kind=pods", "--policy=pod_security", "-o", "json"}
+	out, _, code = runAudit(t, psOnly...)
+	if code != 0 {
+		t.Errorf("enforce=privileged from the cluster: exit %d\n%s", code, out)
+	}
+	out, _, code = runAudit(t, append(psOnly, "--namespace-labels="+ns+"=pod-security.kubernetes.io/enforce=baseline")...)
+	if code != 1 || !strings.Contains(out, `"message": "privileged (container \"app\" must not set securityContext.privileged=true)"`) {
+		t.Errorf("enforce=baseline from the flag: exit %d\n%s", code, out)
+	}
 }

@@ -88,7 +88,7 @@ func NewRootCommand(streams IO) *cobra.Command {
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)
 	root.SetErr(streams.Err)
-	root.AddCommand(newServeCommand(streams), newValidateCommand(streams), newTestCommand(streams), newVersionCommand(streams), newWebhooksCommand(streams))
+	root.AddCommand(newServeCommand(streams), newValidateCommand(streams), newAuditCommand(streams), newTestCommand(streams), newVersionCommand(streams), newWebhooksCommand(streams))
 	return root
 }
 

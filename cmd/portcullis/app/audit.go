@@ -1,0 +1,290 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/portcullis/portcullis/audit"
+	"github.com/portcullis/portcullis/policies/engine"
+)
+
+// AuditOptions configure `portcullis audit`.
+type AuditOptions struct {
+	// Source is the policy set audited (with a baseline: the candidate).
+	Source PolicySourceOptions
+	// Baseline, when set, is the current policy set: the audit then reports
+	// only the objects whose decision the candidate (Source) changes.
+	Baseline PolicySourceOptions
+
+	Kubeconfig      string
+	Context         string
+	Namespace       string
+	AllNamespaces   bool
+	Kinds           []string
+	Policies        []string
+	User            string
+	NamespaceLabels []string
+	PageSize        int64
+	Output          string
+	EvalTimeout     time.Duration
+
+	// Dynamic, Discovery and Client, if set, replace the clients built from
+	// the kubeconfig (tests).
+	Dynamic   dynamic.Interface
+	Discovery discovery.DiscoveryInterface
+	Client    kubernetes.Interface
+}
+
+// NewAuditOptions returns the defaults.
+func NewAuditOptions() *AuditOptions {
+	return &AuditOptions{User: audit.DefaultUser, PageSize: audit.DefaultPageSize, Output: OutputText, EvalTimeout: 10 * time.Second}
+}
+
+// AddFlags registers the audit flags.
+func (o *AuditOptions) AddFlags(fs *pflag.FlagSet) {
+	o.Source.AddFlags(fs)
+	fs.StringVar(&o.Baseline.PoliciesDir, "baseline-policies", "", "dry-run a change: the current policy directory (default: the built-in set when --baseline-config is given); --policies/--config are the candidate, and only objects whose decision changes are reported")
+	fs.StringVar(&o.Baseline.ConfigFile, "baseline-config", "", "dry-run a change: the current configuration, merged over the defaults; --config is the candidate")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+	fs.StringVar(&o.Context, "context", "", "kubeconfig context (default: the current context)")
+	fs.StringVarP(&o.Namespace, "namespace", "n", "", "audit this namespace (default: the context's namespace)")
+	fs.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "audit every namespace, and cluster-scoped kinds")
+	fs.StringArrayVar(&o.Kinds, "kind", nil, "audit only this resource (plural, as policies declare it: pods, deployments; repeatable; default every resource the policies declare)")
+	fs.StringArrayVar(&o.Policies, "policy", nil, "evaluate only this validating policy ID (repeatable)")
+	fs.StringVar(&o.User, "user", o.User, "userInfo.username of the reviews (who created an object is not recorded: rules on the requesting user, such as exemptions by username, see this name)")
+	fs.StringArrayVar(&o.NamespaceLabels, "namespace-labels", nil, "labels of a namespace as policies see them (input.namespace): NS=key=value,key=value; repeatable; namespaces not given are read from the cluster")
+	fs.Int64Var(&o.PageSize, "page-size", o.PageSize, "objects per list call")
+	fs.StringVarP(&o.Output, "output", "o", o.Output, "text, json or junit")
+	fs.DurationVar(&o.EvalTimeout, "eval-timeout", o.EvalTimeout, "deadline for evaluating one object")
+}
+
+// Validate checks the flags.
+func (o *AuditOptions) Validate() error {
+	if err := o.Source.Validate(); err != nil {
+		return err
+	}
+	if err := o.Baseline.Validate(); err != nil {
+		return fmt.Errorf("baseline: %w", err)
+	}
+	if o.AllNamespaces && o.Namespace != "" {
+		return errors.New("--namespace and --all-namespaces: give one")
+	}
+	switch o.Output {
+	case OutputText, OutputJSON, OutputJUnit:
+	default:
+		return fmt.Errorf("--output %q: must be text, json or junit", o.Output)
+	}
+	if o.PageSize <= 0 {
+		return errors.New("--page-size must be positive")
+	}
+	if o.EvalTimeout <= 0 {
+		return errors.New("--eval-timeout must be positive")
+	}
+	if o.User == "" {
+		return errors.New("--user must not be empty")
+	}
+	if _, err := audit.ParseNamespaceLabels(o.NamespaceLabels); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (o *AuditOptions) diffMode() bool {
+	return o.Baseline.PoliciesDir != "" || o.Baseline.ConfigFile != ""
+}
+
+func newAuditCommand(streams IO) *cobra.Command {
+	o := NewAuditOptions()
+	cmd := &cobra.Command{
+		Use:   "audit [-n NS | -A] [--kind RESOURCE]...",
+		Short: "Evaluate what already runs in a cluster against the policies",
+		Long: `Audit lists every resource the loaded validating policies declare (paged
+lists, read-only), builds for each object the AdmissionReview creating it
+would produce (CREATE, the object as stored, --user as the requester) and
+evaluates it through the same engine as the server's validating webhook.
+
+With --baseline-config and/or --baseline-policies it dry-runs a policy change:
+both sets are evaluated and only the objects whose decision changes are
+reported ("would be refused" / "would be admitted").
+
+Exit codes: 0 everything admitted (warnings allowed), 1 something denied
+(with a baseline: something newly refused), 2 usage, cluster or policy errors.`,
+		Args: cobra.NoArgs,
+		RunE: runE(o, streams),
+	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
+
+// Run audits the cluster and writes the report.
+func (o *AuditOptions) Run(ctx context.Context, streams IO) error {
+	candidate, err := o.Source.Load(ctx)
+	if err != nil {
+		return usageError(err)
+	}
+	var baseline *engine.Registry
+	if o.diffMode() {
+		if baseline, err = o.Baseline.Load(ctx); err != nil {
+			return usageError(fmt.Errorf("baseline: %w", err))
+		}
+	}
+	for _, id := range o.Policies {
+		if p := candidate.Policy(id); p == nil || p.Kind != engine.Validating {
+			return usageError(fmt.Errorf("--policy %q: no such validating policy", id))
+		}
+	}
+	namespace, err := o.clients()
+	if err != nil {
+		return usageError(err)
+	}
+	static, _ := audit.ParseNamespaceLabels(o.NamespaceLabels)
+	labels := &audit.StaticLabels{Labels: static, Fallback: &audit.ClusterLabels{Client: o.Client}}
+
+	resources := o.Kinds
+	if len(resources) == 0 {
+		resources, _ = audit.Resources(candidate)
+		if baseline != nil {
+			more, _ := audit.Resources(baseline)
+			resources = slices.Compact(slices.Sorted(slices.Values(append(resources, more...))))
+		}
+	}
+	targets, missing, err := audit.ResolveTargets(o.Discovery, resources)
+	if err != nil {
+		return usageError(err)
+	}
+	if len(missing) > 0 {
+		fmt.Fprintf(streams.Err, "not served by the cluster, not audited: %s\n", strings.Join(missing, ", "))
+	}
+	newEval := func(reg *engine.Registry) *audit.Evaluator {
+		return &audit.Evaluator{Engine: engine.New(reg, nil, engine.WithNamespaceLabels(labels)), User: o.User, Timeout: o.EvalTimeout, Policies: o.Policies}
+	}
+	cand := newEval(candidate)
+	var base *audit.Evaluator
+	if baseline != nil {
+		base = newEval(baseline)
+	}
+
+	report := Report{Results: []Result{}}
+	var newlyAllowed int
+	refusedNS := map[string]bool{}
+	start := time.Now()
+	objects := 0
+	for _, t := range targets {
+		if !t.Namespaced && !o.AllNamespaces {
+			continue
+		}
+		index := 0
+		err := audit.List(ctx, o.Dynamic, t, namespace, o.PageSize, func(u *unstructured.Unstructured) error {
+			objects++
+			f, err := cand.Evaluate(ctx, t, u)
+			if err != nil {
+				return err
+			}
+			res := auditResult(t, index, f)
+			index++
+			if base != nil {
+				bf, err := base.Evaluate(ctx, t, u)
+				if err != nil {
+					return err
+				}
+				switch {
+				case bf.Decision.Allowed == f.Decision.Allowed:
+					return nil // unchanged: not reported in a dry run
+				case bf.Decision.Allowed:
+					refusedNS[u.GetNamespace()] = true
+				default:
+					newlyAllowed++
+				}
+			}
+			report.Results = append(report.Results, res)
+			report.Summary.Objects++
+			if !res.Allowed {
+				report.Summary.Denied++
+			}
+			return nil
+		})
+		if err != nil {
+			return usageError(err)
+		}
+	}
+	took := time.Since(start)
+	rate := float64(objects) / took.Seconds()
+	fmt.Fprintf(streams.Err, "audited %d %s of %d %s in %s (%.0f objects/s)\n", objects, plural(objects, "object", "objects"), len(targets), plural(len(targets), "kind", "kinds"), took.Round(time.Millisecond), rate)
+	if base == nil {
+		report.Summary.Objects = objects
+	}
+	vo := &ValidateOptions{Output: o.Output}
+	if err := vo.write(streams.Out, report); err != nil {
+		return err
+	}
+	if base != nil && o.Output == OutputText {
+		fmt.Fprintf(streams.Out, "%d %s in %d %s would be refused by the candidate policy set; %d would be newly admitted\n",
+			report.Summary.Denied, plural(report.Summary.Denied, "object", "objects"), len(refusedNS), plural(len(refusedNS), "namespace", "namespaces"), newlyAllowed)
+	}
+	if report.Summary.Denied > 0 {
+		return &exitError{code: ExitDenied}
+	}
+	return nil
+}
+
+// auditResult is a finding in validate's result shape: Source names the
+// resource ("deployments.apps"), Index the object's position in its list.
+func auditResult(t audit.Target, index int, f *audit.Finding) Result {
+	res := Result{Source: t.String(), Index: index, Kind: t.Kind, Namespace: f.Namespace, Name: f.Name,
+		Allowed: f.Decision.Allowed, Violations: []ResultViolation{}, Warnings: slices.Clone(f.Decision.Warnings)}
+	if res.Warnings == nil {
+		res.Warnings = []string{}
+	}
+	for _, v := range f.Decision.Violations {
+		check, _ := v.Details["check"].(string)
+		res.Violations = append(res.Violations, ResultViolation{Policy: v.Policy, Enforcement: v.Enforcement, Message: v.Message, Check: check})
+	}
+	return res
+}
+
+// clients builds the Kubernetes clients from the kubeconfig (unless set) and
+// returns the namespace to audit ("" for all).
+func (o *AuditOptions) clients() (string, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = o.Kubeconfig
+	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: o.Context})
+	namespace := o.Namespace
+	if namespace == "" && !o.AllNamespaces {
+		ns, _, err := cc.Namespace()
+		if err != nil {
+			return "", fmt.Errorf("kubeconfig: %w", err)
+		}
+		namespace = ns
+	}
+	if o.Dynamic != nil && o.Discovery != nil && o.Client != nil {
+		return namespace, nil
+	}
+	cfg, err := cc.ClientConfig()
+	if err != nil {
+		return "", fmt.Errorf("kubeconfig: %w", err)
+	}
+	cfg.UserAgent = "portcullis-audit"
+	cfg.QPS, cfg.Burst = 50, 100
+	if o.Dynamic, err = dynamic.NewForConfig(cfg); err != nil {
+		return "", fmt.Errorf("dynamic client: %w", err)
+	}
+	if o.Discovery, err = discovery.NewDiscoveryClientForConfig(cfg); err != nil {
+		return "", fmt.Errorf("discovery client: %w", err)
+	}
+	if o.Client, err = kubernetes.NewForConfig(cfg); err != nil {
+		return "", fmt.Errorf("kubernetes client: %w", err)
+	}
+	return namespace, nil
+}
