@@ -9,9 +9,11 @@ import (
 	"time"
 
 	orv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
+	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -147,7 +149,7 @@ func pod(name, colour string) *unstructured.Unstructured {
 // managedFields) and Results maps the violations to OpenReports results.
 func TestEvaluateAndResults(t *testing.T) {
 	eng := loadEngine(t, map[string]string{"c.rego": colourPolicy}, "policies:\n  colour:\n    enforcement: audit\n")
-	ev := &Evaluator{Engine: eng, Timeout: time.Second}
+	ev := &Evaluator{Engine: eng, Build: testBuild, Timeout: time.Second}
 	var findings []*Finding
 	for _, p := range []*unstructured.Unstructured{pod("b", "orange"), pod("a", "red"), pod("c", "green")} {
 		f, err := ev.Evaluate(context.Background(), podTarget, p)
@@ -190,7 +192,7 @@ func TestEvaluateAndResults(t *testing.T) {
 
 	// Deny enforcement: result fail, severity high.
 	deny := loadEngine(t, map[string]string{"c.rego": colourPolicy}, "")
-	f, err := (&Evaluator{Engine: deny}).Evaluate(context.Background(), podTarget, pod("a", "red"))
+	f, err := (&Evaluator{Engine: deny, Build: testBuild}).Evaluate(context.Background(), podTarget, pod("a", "red"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,22 +202,33 @@ func TestEvaluateAndResults(t *testing.T) {
 	}
 }
 
-func TestRequest(t *testing.T) {
-	raw, err := objectJSON(pod("a", "red"))
-	if err != nil {
+// testBuild is a minimal request builder (the CLI and the server use
+// validate's): CREATE of the object.
+func testBuild(t Target, obj *unstructured.Unstructured, raw []byte) (*admissionv1.AdmissionRequest, error) {
+	gvk := metav1.GroupVersionKind{Group: t.GVR.Group, Version: t.GVR.Version, Kind: t.Kind}
+	return &admissionv1.AdmissionRequest{
+		UID: "u", Kind: gvk, Name: obj.GetName(), Namespace: "overridden", Operation: admissionv1.Create,
+		Object: runtime.RawExtension{Raw: raw},
+	}, nil
+}
+
+// Evaluate sends the object without its managedFields, with the target's
+// resource and the object's namespace whatever the builder guessed.
+func TestEvaluateRequest(t *testing.T) {
+	var got *admissionv1.AdmissionRequest
+	ev := &Evaluator{Engine: loadEngine(t, map[string]string{"c.rego": colourPolicy}, ""), Build: func(tg Target, obj *unstructured.Unstructured, raw []byte) (*admissionv1.AdmissionRequest, error) {
+		req, err := testBuild(tg, obj, raw)
+		got = req
+		return req, err
+	}}
+	if _, err := ev.Evaluate(context.Background(), podTarget, pod("a", "red")); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(raw), "managedFields") {
-		t.Errorf("managedFields kept: %s", raw)
+	if strings.Contains(string(got.Object.Raw), "managedFields") || !strings.Contains(string(got.Object.Raw), `"uid":"uid-a"`) {
+		t.Errorf("object sent: %s", got.Object.Raw)
 	}
-	req := Request(podTarget, "shop", "a", "uid-a", raw, DefaultUser)
-	if req.Operation != "CREATE" || req.UserInfo.Username != "portcullis-audit" || req.Resource.Resource != "pods" || req.Kind.Kind != "Pod" || !*req.DryRun || req.OldObject.Raw != nil {
-		t.Errorf("request %+v", req)
-	}
-	if again := Request(podTarget, "shop", "a", "uid-a", raw, DefaultUser); again.UID != req.UID {
-		t.Errorf("UID not stable: %s, %s", req.UID, again.UID)
-	}
-	if other := Request(podTarget, "shop", "b", "uid-b", raw, DefaultUser); other.UID == req.UID {
-		t.Error("two objects share a UID")
+	want := metav1.GroupVersionResource{Version: "v1", Resource: "pods"}
+	if got.Namespace != "shop" || got.Resource != want || *got.RequestResource != want {
+		t.Errorf("namespace %q, resource %v, requestResource %v", got.Namespace, got.Resource, got.RequestResource)
 	}
 }

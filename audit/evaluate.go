@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -28,17 +30,25 @@ func (f *Finding) Violating() bool {
 	return len(f.Decision.Violations) > 0 || len(f.Decision.Errors) > 0
 }
 
+// BuildFunc builds the AdmissionRequest creating a live object of t; raw is
+// the object's JSON without managedFields. The CLI and the server pass the
+// request builder `portcullis validate` uses (cmd/portcullis/internal/review).
+type BuildFunc func(t Target, obj *unstructured.Unstructured, raw []byte) (*admissionv1.AdmissionRequest, error)
+
 // Evaluator evaluates live objects through the engine.
 type Evaluator struct {
 	// Engine decides, with the policy set current at each call.
 	Engine *engine.Engine
-	// User is the requesting user of the reviews (default DefaultUser).
-	User string
+	// Build builds each object's request (required).
+	Build BuildFunc
 	// Timeout bounds each object's evaluation (0: none).
 	Timeout time.Duration
 	// Policies, when not empty, restricts evaluation to these IDs.
 	Policies []string
 }
+
+// ObjectJSON is obj as JSON without metadata.managedFields.
+func ObjectJSON(obj *unstructured.Unstructured) ([]byte, error) { return objectJSON(obj) }
 
 // Evaluate builds the CREATE review of obj and evaluates the validating
 // policies on it (the object as stored: the mutating policies already ran
@@ -49,11 +59,14 @@ func (e *Evaluator) Evaluate(ctx context.Context, t Target, obj *unstructured.Un
 	if err != nil {
 		return nil, err
 	}
-	user := e.User
-	if user == "" {
-		user = DefaultUser
+	req, err := e.Build(t, obj, raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s/%s: %w", t, obj.GetNamespace(), obj.GetName(), err)
 	}
-	req := Request(t, obj.GetNamespace(), obj.GetName(), obj.GetUID(), raw, user)
+	// The cluster knows the resource and scope better than any guess from
+	// the kind (custom resources, irregular plurals).
+	gvr := metav1.GroupVersionResource{Group: t.GVR.Group, Version: t.GVR.Version, Resource: t.GVR.Resource}
+	req.Resource, req.RequestResource, req.Namespace = gvr, &gvr, obj.GetNamespace()
 	if e.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, e.Timeout)

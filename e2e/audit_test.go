@@ -302,10 +302,11 @@ func TestAuditCLI(t *testing.T) {
 
 	// As configured (audit): both admitted, red-1 listed with its audit violation.
 	out, errOut, code := runAudit(t, append(common, "--config="+auditing)...)
-	want := fmt.Sprintf(`PASS Pod %[1]s/green-1 (pods#0)
-PASS Pod %[1]s/red-1 (pods#1)
+	want := fmt.Sprintf(`PASS Pod %[1]s/green-1 (pods #0)
+PASS Pod %[1]s/red-1 (pods #1)
   audit [e2e_colour] pod red-1 is red
-2 objects, 0 denied
+2 objects: 2 admitted, 0 denied, 0 warned, 0 exempt, 0 invalid, 0 errors
+  e2e_colour: 1 audited
 `, ns)
 	if code != 0 || out != want {
 		t.Errorf("audit: exit %d, stdout:\n%s\nwant:\n%s\nstderr: %s", code, out, want, errOut)
@@ -319,6 +320,7 @@ PASS Pod %[1]s/red-1 (pods#1)
 	var rep struct {
 		Results []struct {
 			Name       string `json:"name"`
+			Status     string `json:"status"`
 			Allowed    bool   `json:"allowed"`
 			Violations []struct {
 				Policy, Enforcement, Message, Check string
@@ -329,16 +331,17 @@ PASS Pod %[1]s/red-1 (pods#1)
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("json output: %v\n%s", err, out)
 	}
-	if code != 1 || rep.Summary.Objects != 2 || rep.Summary.Denied != 1 || len(rep.Results) != 2 || rep.Results[1].Name != "red-1" || rep.Results[1].Allowed ||
+	if code != 1 || rep.Summary.Objects != 2 || rep.Summary.Denied != 1 || len(rep.Results) != 2 || rep.Results[1].Name != "red-1" || rep.Results[1].Allowed || rep.Results[1].Status != "denied" ||
 		len(rep.Results[1].Violations) != 1 || rep.Results[1].Violations[0].Check != "colour" || rep.Results[1].Violations[0].Enforcement != "deny" {
 		t.Errorf("deny: exit %d, %+v", code, rep)
 	}
 
 	// Dry run of the tightening against the current (audit) configuration.
 	out, _, code = runAudit(t, append(common, "--baseline-config="+auditing, "--baseline-policies="+srv.PoliciesDir, "--config="+denying)...)
-	want = fmt.Sprintf(`FAIL Pod %[1]s/red-1 (pods#1)
+	want = fmt.Sprintf(`FAIL Pod %[1]s/red-1 (pods #1)
   deny [e2e_colour] pod red-1 is red
-1 object, 1 denied
+1 object: 0 admitted, 1 denied, 0 warned, 0 exempt, 0 invalid, 0 errors
+  e2e_colour: 1 denied
 1 object in 1 namespace would be refused by the candidate policy set; 0 would be newly admitted
 `, ns)
 	if code != 1 || out != want {

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/portcullis/portcullis/audit"
+	"github.com/portcullis/portcullis/cmd/portcullis/internal/report"
 	"github.com/portcullis/portcullis/policies/engine"
 )
 
@@ -37,8 +38,10 @@ type AuditOptions struct {
 	User            string
 	NamespaceLabels []string
 	PageSize        int64
-	Output          string
 	EvalTimeout     time.Duration
+	Output          string
+	Quiet           bool
+	FailOnWarn      bool
 
 	// Dynamic, Discovery and Client, if set, replace the clients built from
 	// the kubeconfig (tests).
@@ -49,7 +52,7 @@ type AuditOptions struct {
 
 // NewAuditOptions returns the defaults.
 func NewAuditOptions() *AuditOptions {
-	return &AuditOptions{User: audit.DefaultUser, PageSize: audit.DefaultPageSize, Output: OutputText, EvalTimeout: 10 * time.Second}
+	return &AuditOptions{User: audit.DefaultUser, PageSize: audit.DefaultPageSize, Output: report.FormatText, EvalTimeout: NewServeOptions().EvalTimeout}
 }
 
 // AddFlags registers the audit flags.
@@ -66,8 +69,10 @@ func (o *AuditOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.User, "user", o.User, "userInfo.username of the reviews (who created an object is not recorded: rules on the requesting user, such as exemptions by username, see this name)")
 	fs.StringArrayVar(&o.NamespaceLabels, "namespace-labels", nil, "labels of a namespace as policies see them (input.namespace): NS=key=value,key=value; repeatable; namespaces not given are read from the cluster")
 	fs.Int64Var(&o.PageSize, "page-size", o.PageSize, "objects per list call")
-	fs.StringVarP(&o.Output, "output", "o", o.Output, "text, json or junit")
-	fs.DurationVar(&o.EvalTimeout, "eval-timeout", o.EvalTimeout, "deadline for evaluating one object")
+	fs.DurationVar(&o.EvalTimeout, "eval-timeout", o.EvalTimeout, "deadline for evaluating one object, as serve's --eval-timeout")
+	fs.StringVarP(&o.Output, "output", "o", o.Output, strings.Join(report.Formats, ", ")+" (yaml: the objects as audited)")
+	fs.BoolVarP(&o.Quiet, "quiet", "q", false, "text: print only objects with failures or warnings, and the summary")
+	fs.BoolVar(&o.FailOnWarn, "fail-on-warn", false, "exit 1 when any object has warnings")
 }
 
 // Validate checks the flags.
@@ -81,10 +86,8 @@ func (o *AuditOptions) Validate() error {
 	if o.AllNamespaces && o.Namespace != "" {
 		return errors.New("--namespace and --all-namespaces: give one")
 	}
-	switch o.Output {
-	case OutputText, OutputJSON, OutputJUnit:
-	default:
-		return fmt.Errorf("--output %q: must be text, json or junit", o.Output)
+	if !slices.Contains(report.Formats, o.Output) {
+		return fmt.Errorf("--output %q: must be one of %s", o.Output, strings.Join(report.Formats, ", "))
 	}
 	if o.PageSize <= 0 {
 		return errors.New("--page-size must be positive")
@@ -119,8 +122,10 @@ With --baseline-config and/or --baseline-policies it dry-runs a policy change:
 both sets are evaluated and only the objects whose decision changes are
 reported ("would be refused" / "would be admitted").
 
-Exit codes: 0 everything admitted (warnings allowed), 1 something denied
-(with a baseline: something newly refused), 2 usage, cluster or policy errors.`,
+Exit codes, as validate's: 0 everything admitted (warnings allowed unless
+--fail-on-warn), 1 something denied (with a baseline: something newly
+refused), 2 usage, cluster or policy load errors, 3 a policy could not be
+evaluated. Interrupted: 130 (SIGINT) or 143 (SIGTERM), no results written.`,
 		Args: cobra.NoArgs,
 		RunE: runE(o, streams),
 	}
@@ -167,8 +172,9 @@ func (o *AuditOptions) Run(ctx context.Context, streams IO) error {
 	if len(missing) > 0 {
 		fmt.Fprintf(streams.Err, "not served by the cluster, not audited: %s\n", strings.Join(missing, ", "))
 	}
+	build := reviewBuild(o.User)
 	newEval := func(reg *engine.Registry) *audit.Evaluator {
-		return &audit.Evaluator{Engine: engine.New(reg, nil, engine.WithNamespaceLabels(labels)), User: o.User, Timeout: o.EvalTimeout, Policies: o.Policies}
+		return &audit.Evaluator{Engine: engine.New(reg, nil, engine.WithNamespaceLabels(labels)), Build: build, Timeout: o.EvalTimeout, Policies: o.Policies}
 	}
 	cand := newEval(candidate)
 	var base *audit.Evaluator
@@ -176,15 +182,16 @@ func (o *AuditOptions) Run(ctx context.Context, streams IO) error {
 		base = newEval(baseline)
 	}
 
-	report := Report{Results: []Result{}}
-	var newlyAllowed int
+	r := &report.Report{Results: []report.Result{}}
+	var newlyRefused, newlyAdmitted int
 	refusedNS := map[string]bool{}
 	start := time.Now()
-	objects := 0
+	objects, kinds := 0, 0
 	for _, t := range targets {
 		if !t.Namespaced && !o.AllNamespaces {
 			continue
 		}
+		kinds++
 		index := 0
 		err := audit.List(ctx, o.Dynamic, t, namespace, o.PageSize, func(u *unstructured.Unstructured) error {
 			objects++
@@ -192,7 +199,7 @@ func (o *AuditOptions) Run(ctx context.Context, streams IO) error {
 			if err != nil {
 				return err
 			}
-			res := auditResult(t, index, f)
+			res := auditResult(t, index, u, f)
 			index++
 			if base != nil {
 				bf, err := base.Evaluate(ctx, t, u)
@@ -203,54 +210,51 @@ func (o *AuditOptions) Run(ctx context.Context, streams IO) error {
 				case bf.Decision.Allowed == f.Decision.Allowed:
 					return nil // unchanged: not reported in a dry run
 				case bf.Decision.Allowed:
+					newlyRefused++
 					refusedNS[u.GetNamespace()] = true
 				default:
-					newlyAllowed++
+					newlyAdmitted++
 				}
 			}
-			report.Results = append(report.Results, res)
-			report.Summary.Objects++
-			if !res.Allowed {
-				report.Summary.Denied++
-			}
+			r.Results = append(r.Results, res)
 			return nil
 		})
+		if ctx.Err() != nil {
+			return errInterrupted
+		}
 		if err != nil {
 			return usageError(err)
 		}
 	}
 	took := time.Since(start)
-	rate := float64(objects) / took.Seconds()
-	fmt.Fprintf(streams.Err, "audited %d %s of %d %s in %s (%.0f objects/s)\n", objects, plural(objects, "object", "objects"), len(targets), plural(len(targets), "kind", "kinds"), took.Round(time.Millisecond), rate)
-	if base == nil {
-		report.Summary.Objects = objects
-	}
-	vo := &ValidateOptions{Output: o.Output}
-	if err := vo.write(streams.Out, report); err != nil {
+	fmt.Fprintf(streams.Err, "audited %d %s of %d %s in %s (%.0f objects/s)\n", objects, plural(objects, "object", "objects"),
+		kinds, plural(kinds, "kind", "kinds"), took.Round(time.Millisecond), float64(objects)/took.Seconds())
+	r.Summarize()
+	if err := report.Write(streams.Out, r, report.Options{Format: o.Output, Quiet: o.Quiet, FailOnWarn: o.FailOnWarn, Tool: "portcullis audit"}); err != nil {
 		return err
 	}
-	if base != nil && o.Output == OutputText {
-		fmt.Fprintf(streams.Out, "%d %s in %d %s would be refused by the candidate policy set; %d would be newly admitted\n",
-			report.Summary.Denied, plural(report.Summary.Denied, "object", "objects"), len(refusedNS), plural(len(refusedNS), "namespace", "namespaces"), newlyAllowed)
+	if base != nil {
+		// Said on stderr too when stdout is a machine format.
+		msg := fmt.Sprintf("%d %s in %d %s would be refused by the candidate policy set; %d would be newly admitted\n",
+			newlyRefused, plural(newlyRefused, "object", "objects"), len(refusedNS), plural(len(refusedNS), "namespace", "namespaces"), newlyAdmitted)
+		w := streams.Err
+		if o.Output == report.FormatText {
+			w = streams.Out
+		}
+		fmt.Fprint(w, msg)
 	}
-	if report.Summary.Denied > 0 {
-		return &exitError{code: ExitDenied}
-	}
-	return nil
+	return (&ValidateOptions{FailOnWarn: o.FailOnWarn}).exit(r.Summary)
 }
 
 // auditResult is a finding in validate's result shape: Source names the
-// resource ("deployments.apps"), Index the object's position in its list.
-func auditResult(t audit.Target, index int, f *audit.Finding) Result {
-	res := Result{Source: t.String(), Index: index, Kind: t.Kind, Namespace: f.Namespace, Name: f.Name,
-		Allowed: f.Decision.Allowed, Violations: []ResultViolation{}, Warnings: slices.Clone(f.Decision.Warnings)}
-	if res.Warnings == nil {
-		res.Warnings = []string{}
+// resource ("pods", "deployments.apps"), Index the object's place in its
+// list; the validating decision only (what runs was mutated when admitted).
+func auditResult(t audit.Target, index int, u *unstructured.Unstructured, f *audit.Finding) report.Result {
+	res := report.Result{Source: t.String(), Index: index, Kind: t.Kind, Namespace: f.Namespace, Name: f.Name}
+	if raw, err := audit.ObjectJSON(u); err == nil {
+		res.Original = &report.Original{JSON: raw, Item: -1}
 	}
-	for _, v := range f.Decision.Violations {
-		check, _ := v.Details["check"].(string)
-		res.Violations = append(res.Violations, ResultViolation{Policy: v.Policy, Enforcement: v.Enforcement, Message: v.Message, Check: check})
-	}
+	res.Decision(f.Decision)
 	return res
 }
 

@@ -152,7 +152,7 @@ func (o *ServeOptions) newAuditController(cfg *rest.Config, client kubernetes.In
 		Dynamic:        dyn,
 		Discovery:      dc,
 		Writer:         &audit.ReportWriter{Client: rc},
-		Evaluator:      &audit.Evaluator{Engine: eng, User: o.Cluster.AuditUser, Timeout: o.EvalTimeout},
+		Evaluator:      &audit.Evaluator{Engine: eng, Build: reviewBuild(o.Cluster.AuditUser), Timeout: o.EvalTimeout},
 		Interval:       o.Cluster.AuditInterval,
 		LeaseNamespace: o.Cluster.AuditLeaseNamespace,
 		LeaseName:      o.Cluster.AuditLeaseName,
