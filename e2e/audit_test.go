@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	orv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/yaml"
 
 	"github.com/portcullis/portcullis/audit"
@@ -68,6 +70,7 @@ func installReportCRDs(t *testing.T) {
 		t.Fatalf("locate reports-api module: %v", err)
 	}
 	dir := filepath.Join(strings.TrimSpace(string(out)), "config", "crd")
+	ctrllog.SetLogger(logr.Discard()) // the report client's logger
 	dyn := dynamic.NewForConfigOrDie(cluster.Config)
 	crds := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 	ctx := context.Background()
@@ -275,7 +278,7 @@ func TestAuditCLI(t *testing.T) {
 	srv := startServer(t, serverOptions{
 		FileCert:      true,
 		Config:        auditConfig,
-		ExtraPolicies: map[string]string{auditPolicyF: auditPolicy("red")},
+		ExtraPolicies: map[string]string{auditPolicyF: auditPolicy("red"), markerPolicyF: markerPolicy("blue")},
 	})
 	ensureNamespace(t, "portcullis-system")
 	installWebhooks(t, "self-signed", srv.BaseURL, srv.CA.CertPEM)
