@@ -4,4 +4,3 @@ package audit
 // object is not recorded in it, so rules on the requesting user (exemptions
 // by username) see this name, which no exemption lists unless on purpose.
 const DefaultUser = "portcullis-audit"
-
