@@ -86,7 +86,12 @@ func errorMessage(msg string) string {
 	msg, _, _ = strings.Cut(msg, "\n")
 	msg = strings.TrimSuffix(strings.TrimSpace(msg), ":")
 	msg = quoted.ReplaceAllStringFunc(msg, func(q string) string { return q[:1] + "…" + q[len(q)-1:] })
-	msg = longToken.ReplaceAllStringFunc(msg, func(tok string) string { return "…" })
+	msg = longToken.ReplaceAllStringFunc(msg, func(tok string) string {
+		if strings.HasPrefix(tok, "data.") {
+			return tok // a rule's path (conflict errors): the policy's, not input
+		}
+		return "…"
+	})
 	return clip(Redact(strings.TrimSpace(msg)), maxErrorMessage)
 }
 

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestRedact(t *testing.T) {
@@ -73,4 +74,38 @@ warn contains {"msg": sprintf("image %s", [c.image])} if {
 	if strings.Contains(string(b), password) || strings.Contains(dec.Message(), password) {
 		t.Errorf("the password leaked: %s", b)
 	}
+}
+
+// Redact never panics, bounds its output, keeps valid UTF-8 valid, and a
+// user:password@ planted at a token boundary never survives.
+func FuzzRedact(f *testing.F) {
+	for _, s := range []string{
+		`container "app" image "user:pw@r.io/app:1" is not allowed`,
+		"hostPort " + strings.Repeat("9", 40),
+		`"` + strings.Repeat("x", 700) + `"`,
+		"nginx:1@sha256:0123456789abcdef0123456789abcdef",
+		"é@:\"",
+	} {
+		f.Add(s, "pw")
+	}
+	f.Fuzz(func(t *testing.T, s, pw string) {
+		out := Redact(s)
+		if len(out) > maxMessage+len("…") {
+			t.Fatalf("%d bytes out", len(out))
+		}
+		if utf8.ValidString(s) && !utf8.ValidString(out) {
+			t.Fatalf("invalid UTF-8 out of valid input: %q", out)
+		}
+		if pw == "" || strings.ContainsAny(pw, "/@\"' \t\n\r\v\f") || !utf8.ValidString(pw) {
+			return
+		}
+		const canaryPw = "Zq9-canary"
+		planted := s + ` "bot:` + canaryPw + pw + `@registry.example.com/app" end`
+		if len(planted) > maxMessage/2 {
+			return
+		}
+		if got := Redact(planted); strings.Contains(got, canaryPw+pw+"@") {
+			t.Fatalf("credential survived: %q", got)
+		}
+	})
 }
