@@ -138,12 +138,12 @@ func TestErrorMessageStripsOperands(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
 		`to_number: strconv.ParseFloat: parsing "web": invalid syntax`: `to_number: strconv.ParseFloat: parsing "…": invalid syntax`,
-		`x: parsing "a\"b": bad`:                              `x: parsing "…": bad`,
-		"regex.match: error parsing regexp: `(abc`":           "regex.match: error parsing regexp: `…`",
-		"base64.decode: illegal base64 data at input byte 3":  "base64.decode: illegal base64 data at input byte 3",
-		"units.parse: 123456789012345678901234567890 too big": "units.parse: … too big",
+		`x: parsing "a\"b": bad`:                                                                             `x: parsing "…": bad`,
+		"regex.match: error parsing regexp: `(abc`":                                                          "regex.match: error parsing regexp: `…`",
+		"base64.decode: illegal base64 data at input byte 3":                                                 "base64.decode: illegal base64 data at input byte 3",
+		"units.parse: 123456789012345678901234567890 too big":                                                "units.parse: … too big",
 		"rule data.portcullis.pod_security.containers_by_name produced conflicting values:\n  1 at a.rego:3": "rule data.portcullis.pod_security.containers_by_name produced conflicting values",
-		strings.Repeat("a ", 200):                             strings.Repeat("a ", 100) + "…",
+		strings.Repeat("a ", 200):                                                                            strings.Repeat("a ", 100) + "…",
 	} {
 		if got := errorMessage(in); got != want {
 			t.Errorf("errorMessage(%q) = %q, want %q", in, got, want)
