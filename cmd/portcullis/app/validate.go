@@ -225,6 +225,10 @@ func (o *ValidateOptions) builder(in, old *input.Input) (*review.Builder, error)
 func (o *ValidateOptions) decideAll(ctx context.Context, eng *engine.Engine, b *review.Builder, in *input.Input) (*report.Report, error) {
 	r := &report.Report{Results: []report.Result{}}
 	opts := review.Options{NoMutate: o.NoMutate, Policies: o.Policies, Timeout: o.EvalTimeout}
+	var crds *input.CRDSchemas
+	if o.Schema {
+		crds = input.LearnCRDs(in.Objects)
+	}
 	for _, obj := range in.Objects {
 		req, err := b.Request(obj)
 		if err != nil {
@@ -246,7 +250,7 @@ func (o *ValidateOptions) decideAll(ctx context.Context, eng *engine.Engine, b *
 			res.Item = &item
 		}
 		if o.Schema {
-			res.Schema = obj.CheckSchema().Errors
+			res.Schema = obj.CheckSchema(crds).Errors
 		}
 		res.Decision(out.Mutate, out.Validate)
 		r.Results = append(r.Results, res)

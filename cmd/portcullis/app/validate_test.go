@@ -83,6 +83,7 @@ func TestValidateGolden(t *testing.T) {
 		{"kustomize.yaml", []string{"-k", "testdata/manifests/kustomize/overlays/prod", "-o", "yaml", "--no-mutate"}, "", ExitDenied},
 		{"schema.txt", []string{"-f", "testdata/manifests/schema.yaml"}, "", ExitDenied},
 		{"schema.json", []string{"-f", "testdata/manifests/schema.yaml", "-o", "json"}, "", ExitDenied},
+		{"crd.txt", []string{"-f", "testdata/manifests/crd.yaml"}, "", ExitDenied},
 		{"schema-off.txt", []string{"-f", "testdata/manifests/schema.yaml", "--schema=false"}, "", ExitOK},
 		{"statuses.txt", []string{"-f", "testdata/manifests/statuses.yaml"}, "", ExitOK},
 		{"statuses-quiet.txt", []string{"-f", "testdata/manifests/statuses.yaml", "-f", "testdata/manifests/mixed.yaml", "-q"}, "", ExitDenied},

@@ -170,9 +170,54 @@ func TestCheckSchema(t *testing.T) {
 			if len(objs) != 1 || len(probs) != 0 {
 				t.Fatalf("parse: %s", describe(objs, probs))
 			}
-			res := objs[0].CheckSchema()
+			res := objs[0].CheckSchema(nil)
 			if res.Checked != tt.checked || strings.Join(res.Errors, "; ") != tt.want {
 				t.Errorf("CheckSchema = %+v, want checked=%v %q", res, tt.checked, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckSchemaAgainstCRD(t *testing.T) {
+	crd := `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: things.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {kind: Thing, plural: things}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              properties:
+                size: {type: integer, maximum: 10}
+                free: {type: object, x-kubernetes-preserve-unknown-fields: true}
+---
+`
+	tests := []struct{ name, obj, want string }{
+		{"valid", "apiVersion: example.com/v1\nkind: Thing\nmetadata: {name: a}\nspec: {size: 3, free: {x: 1}}\n", ""},
+		{"wrong type, no value quoted", "apiVersion: example.com/v1\nkind: Thing\nmetadata: {name: a}\nspec: {size: \"SECRET\"}\n", "spec.size must be of type integer"},
+		{"too big and unknown", "apiVersion: example.com/v1\nkind: Thing\nmetadata: {name: a}\nspec: {size: 11, color: red}\n", `spec.size should be less than or equal to 10; unknown field "spec.color"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			objs, probs := Parse("x.yaml", []byte(crd+tt.obj))
+			if len(objs) != 2 || len(probs) != 0 {
+				t.Fatalf("parse: %s", describe(objs, probs))
+			}
+			res := objs[1].CheckSchema(LearnCRDs(objs))
+			if !res.Checked || strings.Join(res.Errors, "; ") != tt.want {
+				t.Errorf("CheckSchema = %+v, want %q", res, tt.want)
+			}
+			if res := objs[1].CheckSchema(nil); res.Checked {
+				t.Errorf("checked without its CRD: %+v", res)
 			}
 		})
 	}

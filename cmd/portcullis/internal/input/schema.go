@@ -26,14 +26,38 @@ type SchemaResult struct {
 }
 
 // CheckSchema decodes o strictly into its built-in type: unknown fields,
-// fields of the wrong type and duplicate keys are errors. Values are never
-// quoted, only field names.
-func (o Object) CheckSchema() SchemaResult {
+// fields of the wrong type and duplicate keys are errors. Custom resources
+// are checked against their CRD when crds (may be nil) has it, else they
+// pass unchecked. Values are never quoted, only field names.
+func (o Object) CheckSchema(crds *CRDSchemas) SchemaResult {
 	res := SchemaResult{}
 	if !scheme.Scheme.Recognizes(o.GVK) {
+		errs, ok := crds.check(o)
+		if ok {
+			res.Checked = true
+			res.Errors = append(o.duplicateKeys(), errs...)
+		}
 		return res
 	}
 	res.Checked = true
+	res.Errors = o.duplicateKeys()
+	_, _, err := strictSerializer.Decode(o.JSON, nil, nil)
+	if err == nil {
+		return res
+	}
+	if strict, ok := runtime.AsStrictDecodingError(err); ok {
+		for _, e := range strict.Errors() {
+			res.Errors = append(res.Errors, e.Error())
+		}
+		return res
+	}
+	res.Errors = append(res.Errors, cleanDecodeError(err))
+	return res
+}
+
+// duplicateKeys reports the duplicate keys found reading the document.
+func (o Object) duplicateKeys() []string {
+	var out []string
 	if o.Strict != nil {
 		// sigs.k8s.io/yaml: "error converting YAML to JSON: yaml: unmarshal
 		// errors:\n  line 7: key \"name\" already set in map"
@@ -47,21 +71,10 @@ func (o Object) CheckSchema() SchemaResult {
 				continue
 			}
 			l = absoluteLines(l, o.TextLine)
-			res.Errors = append(res.Errors, "duplicate key: "+l)
+			out = append(out, "duplicate key: "+l)
 		}
 	}
-	_, _, err := strictSerializer.Decode(o.JSON, nil, nil)
-	if err == nil {
-		return res
-	}
-	if strict, ok := runtime.AsStrictDecodingError(err); ok {
-		for _, e := range strict.Errors() {
-			res.Errors = append(res.Errors, e.Error())
-		}
-		return res
-	}
-	res.Errors = append(res.Errors, cleanDecodeError(err))
-	return res
+	return out
 }
 
 // cleanDecodeError shortens encoding/json's type errors: "json: cannot
