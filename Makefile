@@ -19,7 +19,7 @@ GOFLAGS_TEST ?=
 BENCHTIME ?= 2s
 BENCHCOUNT ?= 5
 
-.PHONY: help build run test test-go test-rego test-opa e2e bench bench-load soak lint fmt manifests docker-build image release fuzz clean
+.PHONY: help build run test test-go test-rego test-opa e2e bench bench-load bench-adversarial soak lint fmt manifests docker-build image release fuzz clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -66,6 +66,13 @@ bench-load: ## Side-by-side load test on loopback: floor, portcullis, stock OPA,
 	$(GO) build -o bin/bench-load ./cmd/bench-load
 	@if command -v taskset >/dev/null; then pin="taskset -c 1"; else pin=""; echo "bench-load: no taskset, nothing pinned"; fi; \
 		$$pin bin/bench-load -portcullis bin/portcullis -opa bin/opa -out bench-load.md $(BENCH_LOAD_FLAGS)
+
+ADVERSARIAL_FLAGS ?=
+bench-adversarial: ## Hostile tenant on loopback (~1 min): small pods during a flood of 1 MB credential ConfigMaps, peak RSS under 160 concurrent 3 MB bodies; fails if a target is missed
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/portcullis ./cmd/portcullis
+	$(GO) build -o bin/bench-load ./cmd/bench-load
+	@if command -v taskset >/dev/null; then pin="taskset -c 1"; else pin=""; fi; \
+		$$pin bin/bench-load adversarial -portcullis bin/portcullis -out bench-adversarial.md $(ADVERSARIAL_FLAGS)
 
 SOAK_DURATION ?= 10m
 SOAK_FLAGS ?=

@@ -16,6 +16,10 @@
 // Run it pinned to the other core: `taskset -c 1 bench-load ...` (the
 // Makefile does).
 //
+// `bench-load adversarial [flags]` (behind `make bench-adversarial`) is a
+// hostile tenant's load instead (adversarial.go): small pods during a flood
+// of expensive ConfigMaps, and peak RSS under 160 concurrent ~3 MB bodies.
+//
 // `bench-load soak [flags]` (behind `make soak`) is the long run instead: one
 // `portcullis serve` with the default policies at a fixed rate of mixed
 // bodies for minutes, sampling RSS, goroutines, failures and latency every
@@ -56,6 +60,12 @@ type config struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "adversarial" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := adversarialMain(ctx, os.Args[2:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
 	if len(os.Args) > 1 && os.Args[1] == "soak" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		code := soakMain(ctx, os.Args[2:], os.Stdout, os.Stderr)
