@@ -77,17 +77,58 @@ type rendered struct {
 
 var renderCache = map[string]*rendered{}
 
-// render builds overlays/<overlay> and decodes every object strictly (an
-// unknown field is an error, so a misspelt field cannot pass silently).
-func render(t *testing.T, overlay string) *rendered {
+// chartPrefix marks a variant rendered from the Helm chart: "chart/<mode>"
+// is the chart with the values equivalent to overlays/<mode>.
+const chartPrefix = "chart/"
+
+// variants are what every property test checks: each overlay, and the Helm
+// chart with the equivalent values.
+func variants() []string {
+	var out []string
+	for _, o := range manifests.Overlays() {
+		out = append(out, o, chartPrefix+o)
+	}
+	return out
+}
+
+// mode is the overlay a variant is equivalent to.
+func mode(variant string) string { return strings.TrimPrefix(variant, chartPrefix) }
+
+// chartValues are the chart values equivalent to overlays/<mode>: the chart
+// renders the namespace too, and takes the certificate mode.
+func chartValues(mode string) map[string]any {
+	return map[string]any{
+		"namespace":    map[string]any{"create": true},
+		"certificates": map[string]any{"mode": mode},
+	}
+}
+
+// render builds overlays/<variant> (or the chart, for "chart/<mode>") and
+// decodes every object strictly (an unknown field is an error, so a
+// misspelt field cannot pass silently).
+func render(t *testing.T, variant string) *rendered {
 	t.Helper()
-	if r, ok := renderCache[overlay]; ok {
+	if r, ok := renderCache[variant]; ok {
 		return r
 	}
-	out, err := manifests.Render(filepath.Join("overlays", overlay))
-	if err != nil {
-		t.Fatalf("render %s: %v", overlay, err)
+	var out []byte
+	var err error
+	if strings.HasPrefix(variant, chartPrefix) {
+		out, err = manifests.RenderChart(manifests.ChartDir, name, namespace, chartValues(mode(variant)))
+	} else {
+		out, err = manifests.Render(filepath.Join("overlays", variant))
 	}
+	if err != nil {
+		t.Fatalf("render %s: %v", variant, err)
+	}
+	r := decode(t, variant, out)
+	renderCache[variant] = r
+	return r
+}
+
+// decode reads a multi-document YAML stream into typed objects.
+func decode(t *testing.T, overlay string, out []byte) *rendered {
+	t.Helper()
 	r := &rendered{yaml: out, objs: map[string]any{}}
 	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(out)))
 	for {
@@ -127,7 +168,6 @@ func render(t *testing.T, overlay string) *rendered {
 		r.keys = append(r.keys, key)
 		r.objs[key] = obj
 	}
-	renderCache[overlay] = r
 	return r
 }
 
@@ -181,7 +221,7 @@ func runChecks(t *testing.T, checks []check) {
 
 func TestObjects(t *testing.T) {
 	common := func(cm string) []string { return []string{objKey("ConfigMap", namespace, cm)} }
-	for _, overlay := range manifests.Overlays() {
+	for _, overlay := range variants() {
 		t.Run(overlay, func(t *testing.T) {
 			r := render(t, overlay)
 			cm := configMapName(t, r)
@@ -214,10 +254,24 @@ func TestObjects(t *testing.T) {
 					objKey("MutatingWebhookConfiguration", "", name),
 					objKey("ValidatingWebhookConfiguration", "", name),
 				}),
-			}[overlay]
+			}[mode(overlay)]
 			// The order matters: `kubectl apply -f` creates in this order, so
-			// the namespace comes first and the webhooks last.
-			runChecks(t, []check{{"objects in apply order", r.keys, want}})
+			// the namespace comes first and the webhooks last. Helm has its
+			// own install order (kinds it does not know, such as the webhook
+			// configurations, last): the same objects, the same ends.
+			got := r.keys
+			if strings.HasPrefix(overlay, chartPrefix) {
+				got, want = slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))
+				deployment := slices.Index(r.keys, objKey("Deployment", namespace, name))
+				runChecks(t, []check{
+					{"Helm: namespace first", r.keys[0], objKey("Namespace", "", namespace)},
+					{"Helm: webhooks after the Deployment", []bool{
+						slices.Index(r.keys, objKey("MutatingWebhookConfiguration", "", name)) > deployment,
+						slices.Index(r.keys, objKey("ValidatingWebhookConfiguration", "", name)) > deployment,
+					}, []bool{true, true}},
+				})
+			}
+			runChecks(t, []check{{"objects in apply order", got, want}})
 			for _, key := range r.keys {
 				if !strings.HasPrefix(key, "Namespace ") && !strings.Contains(key, "Role") &&
 					!strings.Contains(key, "WebhookConfiguration") && !strings.HasPrefix(key, "ConfigMap ") &&
@@ -230,7 +284,7 @@ func TestObjects(t *testing.T) {
 }
 
 func TestNamespace(t *testing.T) {
-	for _, overlay := range manifests.Overlays() {
+	for _, overlay := range variants() {
 		t.Run(overlay, func(t *testing.T) {
 			ns := get[*corev1.Namespace](t, render(t, overlay), "Namespace", "", namespace)
 			runChecks(t, []check{{"namespace labels", ns.Labels, map[string]string{
@@ -301,8 +355,8 @@ func TestDeployment(t *testing.T) {
 			}},
 		},
 	}
-	for _, overlay := range manifests.Overlays() {
-		tt, ok := tests[overlay]
+	for _, overlay := range variants() {
+		tt, ok := tests[mode(overlay)]
 		if !ok {
 			t.Fatalf("no expectations for overlay %s", overlay)
 		}
@@ -419,7 +473,7 @@ func TestDeployment(t *testing.T) {
 }
 
 func TestPodDisruptionBudget(t *testing.T) {
-	for _, overlay := range manifests.Overlays() {
+	for _, overlay := range variants() {
 		t.Run(overlay, func(t *testing.T) {
 			r := render(t, overlay)
 			pdb := get[*policyv1.PodDisruptionBudget](t, r, "PodDisruptionBudget", namespace, name)
@@ -439,7 +493,7 @@ func TestPodDisruptionBudget(t *testing.T) {
 }
 
 func TestService(t *testing.T) {
-	for _, overlay := range manifests.Overlays() {
+	for _, overlay := range variants() {
 		t.Run(overlay, func(t *testing.T) {
 			r := render(t, overlay)
 			svc := get[*corev1.Service](t, r, "Service", namespace, name)
@@ -548,7 +602,7 @@ func TestWebhookConfigurations(t *testing.T) {
 		// The server writes caBundle itself.
 		selfSigned: nil,
 	}
-	for _, overlay := range manifests.Overlays() {
+	for _, overlay := range variants() {
 		t.Run(overlay, func(t *testing.T) {
 			r := render(t, overlay)
 			vwc := get[*admissionregistrationv1.ValidatingWebhookConfiguration](t, r, "ValidatingWebhookConfiguration", "", name)
@@ -556,8 +610,8 @@ func TestWebhookConfigurations(t *testing.T) {
 			runChecks(t, []check{
 				{"validating webhooks", vwc.Webhooks, []admissionregistrationv1.ValidatingWebhook{wantValidating}},
 				{"mutating webhooks", mwc.Webhooks, []admissionregistrationv1.MutatingWebhook{wantMutating}},
-				{"validating annotations", vwc.Annotations, annotations[overlay]},
-				{"mutating annotations", mwc.Annotations, annotations[overlay]},
+				{"validating annotations", vwc.Annotations, annotations[mode(overlay)]},
+				{"mutating annotations", mwc.Annotations, annotations[mode(overlay)]},
 			})
 			// Every webhook points at the rendered Service and its port.
 			svc := get[*corev1.Service](t, r, "Service", namespace, name)
@@ -604,16 +658,22 @@ func TestNamespaceSelector(t *testing.T) {
 }
 
 func TestRBAC(t *testing.T) {
-	t.Run(certMgr, func(t *testing.T) {
+	for _, prefix := range []string{"", chartPrefix} {
+		testRBAC(t, prefix)
+	}
+}
+
+func testRBAC(t *testing.T, prefix string) {
+	t.Run(prefix+certMgr, func(t *testing.T) {
 		// cert-manager mode needs no API access at all.
-		for _, key := range render(t, certMgr).keys {
+		for _, key := range render(t, prefix+certMgr).keys {
 			if strings.Contains(key, "Role") {
 				t.Errorf("unexpected RBAC object %s", key)
 			}
 		}
 	})
-	t.Run(selfSigned, func(t *testing.T) {
-		r := render(t, selfSigned)
+	t.Run(prefix+selfSigned, func(t *testing.T) {
+		r := render(t, prefix+selfSigned)
 		subjects := []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: namespace}}
 		cr := get[*rbacv1.ClusterRole](t, r, "ClusterRole", "", "portcullis-webhook-ca-bundle")
 		crb := get[*rbacv1.ClusterRoleBinding](t, r, "ClusterRoleBinding", "", "portcullis-webhook-ca-bundle")
@@ -664,7 +724,12 @@ func TestRBAC(t *testing.T) {
 }
 
 func TestCertManager(t *testing.T) {
-	r := render(t, certMgr)
+	for _, variant := range []string{certMgr, chartPrefix + certMgr} {
+		t.Run(variant, func(t *testing.T) { testCertManager(t, render(t, variant)) })
+	}
+}
+
+func testCertManager(t *testing.T, r *rendered) {
 	selfIssuer := get[*cmapi.Issuer](t, r, "Issuer", namespace, "portcullis-selfsigned")
 	caCert := get[*cmapi.Certificate](t, r, "Certificate", namespace, "portcullis-ca")
 	caIssuer := get[*cmapi.Issuer](t, r, "Issuer", namespace, "portcullis-ca")
