@@ -1,0 +1,142 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// nodePortPolicy is manifests/components/custom-policies' example, with
+// the word the message ends in as a parameter.
+func nodePortPolicy(t *testing.T, word string) string {
+	t.Helper()
+	b, err := os.ReadFile("../manifests/components/custom-policies/policies/no_nodeport.rego")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Replace(string(b), "is not allowed", word, 1)
+}
+
+// kubeletSwap publishes files the way the kubelet updates a ConfigMap
+// volume (its atomic writer): a new timestamped directory, then ..data
+// re-pointed by renaming a new symlink over it, then the old directory
+// removed; the top-level names are symlinks into ..data.
+func kubeletSwap(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	ts, err := os.MkdirTemp(dir, "..2026_12_03_")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(ts, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		link := filepath.Join(dir, name)
+		if _, err := os.Lstat(link); os.IsNotExist(err) {
+			if err := os.Symlink(filepath.Join("..data", name), link); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	old, _ := os.Readlink(filepath.Join(dir, "..data"))
+	tmp := filepath.Join(dir, "..data_tmp")
+	if err := os.Symlink(filepath.Base(ts), tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if old != "" {
+		if err := os.RemoveAll(filepath.Join(dir, old)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestConfigMapVolumeDelivery: a custom policy delivered the way a
+// ConfigMap volume is (the custom-policies component; here a kubelet-layout
+// subdirectory of the server's --policies directory), denies an object on
+// the real API server, and is updated in place, without a restart; a broken
+// update keeps the last good set.
+func TestConfigMapVolumeDelivery(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t, serverOptions{FileCert: true})
+	custom := filepath.Join(srv.PoliciesDir, "custom")
+	if err := os.Mkdir(custom, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	kubeletSwap(t, custom, map[string]string{"no_nodeport.rego": nodePortPolicy(t, "is not allowed")})
+
+	ensureNamespace(t, "portcullis-system")
+	installWebhooks(t, "self-signed", srv.BaseURL, srv.CA.CertPEM)
+	// The rule `portcullis webhooks` prints for the policy's custom.resources.
+	vwcs := cluster.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations()
+	vwc, err := vwcs.Get(ctx, "portcullis", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := admissionregistrationv1.AllScopes
+	vwc.Webhooks[0].Rules = append(vwc.Webhooks[0].Rules, admissionregistrationv1.RuleWithOperations{
+		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+		Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"services"}, Scope: &all},
+	})
+	if _, err := vwcs.Update(ctx, vwc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ns := newNamespace(t, nil)
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Ports: []corev1.ServicePort{{Port: 80}}},
+	}
+	dryRun := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+	refusedWith := func(word string) {
+		t.Helper()
+		want := fmt.Sprintf("Service web: type NodePort %s", word)
+		ok, msg := pollUntil(60*time.Second, 200*time.Millisecond, func(ctx context.Context) (bool, string) {
+			_, err := cluster.Client.CoreV1().Services(ns).Create(ctx, svc, dryRun)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				return false, fmt.Sprintf("create NodePort Service: %v", err)
+			}
+			return true, ""
+		})
+		if !ok {
+			t.Fatalf("want a refusal with %q: %s", want, msg)
+		}
+	}
+	refusedWith("is not allowed")
+	if _, err := cluster.Client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "internal"},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
+	}, dryRun); err != nil {
+		t.Errorf("ClusterIP Service: %v", err)
+	}
+
+	// Updated in place: the same process answers with the new policy.
+	pid := srv.cmd.Process.Pid
+	kubeletSwap(t, custom, map[string]string{"no_nodeport.rego": nodePortPolicy(t, "is forbidden here")})
+	refusedWith("is forbidden here")
+	if srv.cmd.Process.Pid != pid || srv.Metric(t, `portcullis_policy_reloads_total{result="success"}`) < 1 {
+		t.Errorf("not reloaded in place: pid %d → %d, reloads %v", pid, srv.cmd.Process.Pid, srv.Metric(t, `portcullis_policy_reloads_total{result="success"}`))
+	}
+
+	// A broken update keeps the last good set.
+	kubeletSwap(t, custom, map[string]string{"no_nodeport.rego": "package portcullis.no_nodeport\n\ndeny contains"})
+	ok, msg := pollUntil(30*time.Second, 200*time.Millisecond, func(context.Context) (bool, string) {
+		v := srv.Metric(t, `portcullis_policy_reloads_total{result="error"}`)
+		return v >= 1, fmt.Sprintf("reload errors %v", v)
+	})
+	if !ok {
+		t.Fatalf("broken update not reported: %s", msg)
+	}
+	refusedWith("is forbidden here")
+}
