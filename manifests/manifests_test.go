@@ -20,6 +20,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -64,8 +65,9 @@ var newObject = map[string]func() any{
 	"admissionregistration.k8s.io/v1/MutatingWebhookConfiguration": func() any {
 		return &admissionregistrationv1.MutatingWebhookConfiguration{}
 	},
-	"cert-manager.io/v1/Issuer":      func() any { return &cmapi.Issuer{} },
-	"cert-manager.io/v1/Certificate": func() any { return &cmapi.Certificate{} },
+	"networking.k8s.io/v1/NetworkPolicy": func() any { return &networkingv1.NetworkPolicy{} },
+	"cert-manager.io/v1/Issuer":          func() any { return &cmapi.Issuer{} },
+	"cert-manager.io/v1/Certificate":     func() any { return &cmapi.Certificate{} },
 }
 
 // rendered is one overlay, decoded into typed objects.
@@ -806,4 +808,59 @@ func argWithPrefix(args []string, prefix string) string {
 		}
 	}
 	return ""
+}
+
+// The optional NetworkPolicy (components/network-policy, with
+// components/network-policy-apiserver in self-signed mode), rendered through
+// the examples and decoded strictly: it selects exactly the webhook's pods,
+// admits traffic only to the webhook, health and metrics ports (which must
+// be the container's port names), and lets nothing out but connections to
+// the API server's ports in self-signed mode. The overlays alone carry none.
+func TestNetworkPolicy(t *testing.T) {
+	port := func(p intstr.IntOrString) networkingv1.NetworkPolicyPort {
+		tcp := corev1.ProtocolTCP
+		return networkingv1.NetworkPolicyPort{Protocol: &tcp, Port: &p}
+	}
+	ingress := []networkingv1.NetworkPolicyIngressRule{{Ports: []networkingv1.NetworkPolicyPort{
+		port(intstr.FromString("webhook")), port(intstr.FromString("health")), port(intstr.FromString("metrics")),
+	}}}
+	for example, egress := range map[string][]networkingv1.NetworkPolicyEgressRule{
+		"cert-manager-network-policy": {},
+		"self-signed-network-policy":  {{Ports: []networkingv1.NetworkPolicyPort{port(intstr.FromInt32(443)), port(intstr.FromInt32(6443))}}},
+	} {
+		t.Run(example, func(t *testing.T) {
+			r := render(t, filepath.Join("..", "examples", example))
+			np := get[*networkingv1.NetworkPolicy](t, r, "NetworkPolicy", namespace, name)
+			dep := get[*appsv1.Deployment](t, r, "Deployment", namespace, name)
+			named := map[string]bool{}
+			for _, p := range dep.Spec.Template.Spec.Containers[0].Ports {
+				named[p.Name] = true
+			}
+			for _, rule := range np.Spec.Ingress {
+				for _, p := range rule.Ports {
+					if p.Port.Type == intstr.String && !named[p.Port.StrVal] {
+						t.Errorf("ingress port %q is not a port name of the container", p.Port.StrVal)
+					}
+				}
+			}
+			sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+			if err != nil {
+				t.Fatal(err)
+			}
+			runChecks(t, []check{
+				{"selects the webhook's pods", sel.Matches(labels.Set(dep.Spec.Template.Labels)), true},
+				{"pod selector", np.Spec.PodSelector.MatchLabels, dep.Spec.Selector.MatchLabels},
+				{"policy types", np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}},
+				{"ingress", np.Spec.Ingress, ingress},
+				{"egress", np.Spec.Egress, egress},
+			})
+		})
+	}
+	for _, overlay := range manifests.Overlays() {
+		for _, k := range render(t, overlay).keys {
+			if strings.HasPrefix(k, "NetworkPolicy ") {
+				t.Errorf("%s renders %s: the NetworkPolicy is opt-in", overlay, k)
+			}
+		}
+	}
 }
