@@ -199,7 +199,7 @@ func (o *AuditOptions) Run(ctx context.Context, streams IO) error {
 			if err != nil {
 				return err
 			}
-			res := auditResult(t, index, u, f)
+			res := auditResult(t, index, u, f, o.Output == report.FormatYAML)
 			index++
 			if base != nil {
 				bf, err := base.Evaluate(ctx, t, u)
@@ -249,10 +249,12 @@ func (o *AuditOptions) Run(ctx context.Context, streams IO) error {
 // auditResult is a finding in validate's result shape: Source names the
 // resource ("pods", "deployments.apps"), Index the object's place in its
 // list; the validating decision only (what runs was mutated when admitted).
-func auditResult(t audit.Target, index int, u *unstructured.Unstructured, f *audit.Finding) report.Result {
+func auditResult(t audit.Target, index int, u *unstructured.Unstructured, f *audit.Finding, keepObject bool) report.Result {
 	res := report.Result{Source: t.String(), Index: index, Kind: t.Kind, Namespace: f.Namespace, Name: f.Name}
-	if raw, err := audit.ObjectJSON(u); err == nil {
-		res.Original = &report.Original{JSON: raw, Item: -1}
+	if keepObject { // -o yaml only: the report would otherwise hold every object
+		if raw, err := audit.ObjectJSON(u); err == nil {
+			res.Original = &report.Original{JSON: raw, Item: -1}
+		}
 	}
 	res.Decision(f.Decision)
 	return res

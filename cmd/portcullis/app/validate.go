@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 	admissionv1 "k8s.io/api/admission/v1"
 
+	"github.com/portcullis/portcullis/audit"
 	"github.com/portcullis/portcullis/cmd/portcullis/internal/input"
 	"github.com/portcullis/portcullis/cmd/portcullis/internal/report"
 	"github.com/portcullis/portcullis/cmd/portcullis/internal/review"
@@ -32,9 +33,12 @@ type ValidateOptions struct {
 	User      string
 	Groups    []string
 
-	Policies    []string
-	NoMutate    bool
-	EvalTimeout time.Duration
+	Policies []string
+	// NamespaceLabels are --namespace-labels: what policies see as
+	// input.namespace (absent when not given).
+	NamespaceLabels []string
+	NoMutate        bool
+	EvalTimeout     time.Duration
 
 	Output     string
 	Quiet      bool
@@ -70,6 +74,7 @@ func (o *ValidateOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.User, "user", o.User, "username of the requests")
 	fs.StringSliceVar(&o.Groups, "groups", nil, "groups of the requesting user (comma-separated or repeated)")
 	fs.StringArrayVar(&o.Policies, "policy", nil, "run only this policy ID (repeatable; mutating or validating)")
+	fs.StringArrayVar(&o.NamespaceLabels, "namespace-labels", nil, "labels of a namespace as policies see them (input.namespace; pod_security's Pod Security Admission labels): NS=key=value,key=value; repeatable; other namespaces have no labels")
 	fs.BoolVar(&o.NoMutate, "no-mutate", false, "validate the manifests as written, without the mutating policies")
 	fs.DurationVar(&o.EvalTimeout, "eval-timeout", o.EvalTimeout, "deadline of each webhook call, as serve's --eval-timeout")
 	fs.StringVarP(&o.Output, "output", "o", o.Output, strings.Join(report.Formats, ", "))
@@ -102,6 +107,9 @@ func (o *ValidateOptions) Validate() error {
 	}
 	if op != admissionv1.Update && len(o.Old) > 0 {
 		return fmt.Errorf("--old is only for --operation UPDATE, not %s", op)
+	}
+	if _, err := audit.ParseNamespaceLabels(o.NamespaceLabels); err != nil {
+		return err
 	}
 	if o.EvalTimeout <= 0 {
 		return errors.New("--eval-timeout must be positive")
@@ -164,7 +172,12 @@ func (o *ValidateOptions) Run(ctx context.Context, streams IO) error {
 	if err != nil {
 		return usageError(err)
 	}
-	r, err := o.decideAll(ctx, engine.New(reg, nil), b, in)
+	var engOpts []engine.EngineOption
+	if len(o.NamespaceLabels) > 0 {
+		labels, _ := audit.ParseNamespaceLabels(o.NamespaceLabels)
+		engOpts = append(engOpts, engine.WithNamespaceLabels(&audit.StaticLabels{Labels: labels}))
+	}
+	r, err := o.decideAll(ctx, engine.New(reg, nil, engOpts...), b, in)
 	if err != nil {
 		return err
 	}
