@@ -99,6 +99,33 @@ func installReportCRDs(t *testing.T) {
 	}
 }
 
+// applyAuditRBAC creates the roles and bindings of
+// manifests/audit/server-rbac.yaml, deleted when the test ends.
+func applyAuditRBAC(t *testing.T) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "manifests", "audit", "server-rbac.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn := dynamic.NewForConfigOrDie(cluster.Config)
+	ctx := context.Background()
+	for _, doc := range strings.Split(string(b), "\n---\n") {
+		var u unstructured.Unstructured
+		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+			t.Fatal(err)
+		}
+		gvr := schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: strings.ToLower(u.GetKind()) + "s"}
+		var ri dynamic.ResourceInterface = dyn.Resource(gvr)
+		if u.GetNamespace() != "" {
+			ri = dyn.Resource(gvr).Namespace(u.GetNamespace())
+		}
+		if _, err := ri.Create(ctx, &u, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create %s %s: %v", u.GetKind(), u.GetName(), err)
+		}
+		t.Cleanup(func() { _ = ri.Delete(context.Background(), u.GetName(), metav1.DeleteOptions{}) })
+	}
+}
+
 func colourPod(name, colour string) *corev1.Pod {
 	p := plainPod(name)
 	p.Labels[auditLabel] = colour
@@ -161,7 +188,12 @@ func TestBackgroundAudit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	kubeconfig := writeKubeconfig(t, "")
+	// The servers run as the manifests' ServiceAccount with exactly the
+	// audit component's RBAC (manifests/audit/server-rbac.yaml).
+	leaseNS := "portcullis-system"
+	ensureNamespace(t, leaseNS)
+	applyAuditRBAC(t)
+	kubeconfig := writeKubeconfig(t, "system:serviceaccount:portcullis-system:portcullis")
 	lease := "portcullis-audit-" + ns
 	start := func(id string) *server {
 		return startServer(t, serverOptions{
@@ -170,7 +202,7 @@ func TestBackgroundAudit(t *testing.T) {
 			ExtraPolicies: map[string]string{auditPolicyF: auditPolicy("red")},
 			Args: []string{
 				"--kubeconfig=" + kubeconfig, "--watch-namespaces",
-				"--audit-interval=1h", "--audit-lease-namespace=" + ns, "--audit-lease-name=" + lease,
+				"--audit-interval=1h", "--audit-lease-namespace=" + leaseNS, "--audit-lease-name=" + lease,
 				"--audit-lease-duration=3s", "--audit-identity=" + id,
 			},
 		})

@@ -66,7 +66,7 @@ func TestAuditComponent(t *testing.T) {
 	}
 	want := map[string][]string{
 		"ClusterRole portcullis-audit": {
-			"/namespaces,pods,podtemplates,replicationcontrollers,configmaps,secrets: get,list,watch",
+			"/namespaces,pods,podtemplates,replicationcontrollers,configmaps: get,list,watch",
 			"apps/deployments,replicasets,statefulsets,daemonsets: list,watch",
 			"batch/jobs,cronjobs: list,watch",
 			"openreports.io/reports,clusterreports: get,list,create,update,delete",
