@@ -113,7 +113,7 @@ func everything() map[string]any {
 		"certificates":     map[string]any{"resyncInterval": "30s"},
 		"policies":         map[string]any{"files": map[string]any{"no_nodeport.rego": "package portcullis.no_nodeport\n", "config.yaml": "policies: {}\n"}},
 		"extraArgs":        []any{"--eval-timeout=500ms"},
-		"networkPolicy":    map[string]any{"enabled": true, "apiServerCIDRs": []any{"10.0.0.1/32"}},
+		"networkPolicy":    map[string]any{"enabled": true},
 		"serviceMonitor":   map[string]any{"enabled": true, "labels": map[string]any{"release": "prom"}},
 		"prometheusRule":   map[string]any{"enabled": true},
 		"grafanaDashboard": map[string]any{"enabled": true},
@@ -178,6 +178,43 @@ func TestChartOptions(t *testing.T) {
 		if svc["metadata"].(map[string]any)["labels"].(map[string]any)[k] != v {
 			t.Errorf("ServiceMonitor selects %s=%v; the metrics Service does not carry it", k, v)
 		}
+	}
+}
+
+// TestChartNetworkPolicy: ingress only to the server's named ports, egress
+// only to the API server in self-signed mode and none with cert-manager.
+func TestChartNetworkPolicy(t *testing.T) {
+	ingress := `[{"ports":[{"port":"webhook","protocol":"TCP"},{"port":"health","protocol":"TCP"},{"port":"metrics","protocol":"TCP"}]}]`
+	for mode, egress := range map[string]string{
+		selfSigned: `[{"ports":[{"port":443,"protocol":"TCP"},{"port":6443,"protocol":"TCP"}],"to":[{"ipBlock":{"cidr":"10.0.0.1/32"}}]}]`,
+		certMgr:    `[]`,
+	} {
+		t.Run(mode, func(t *testing.T) {
+			out, err := manifests.RenderChart(manifests.ChartDir, name, namespace, map[string]any{
+				"certificates":  map[string]any{"mode": mode},
+				"networkPolicy": map[string]any{"enabled": true, "apiServerCIDRs": []any{"10.0.0.1/32"}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var np struct {
+				Spec struct {
+					PodSelector map[string]any  `json:"podSelector"`
+					PolicyTypes []string        `json:"policyTypes"`
+					Ingress     json.RawMessage `json:"ingress"`
+					Egress      json.RawMessage `json:"egress"`
+				} `json:"spec"`
+			}
+			if err := yaml.Unmarshal([]byte(filterKinds(t, out, "NetworkPolicy")), &np); err != nil {
+				t.Fatal(err)
+			}
+			runChecks(t, []check{
+				{"pod selector", np.Spec.PodSelector, map[string]any{"matchLabels": map[string]any{"app.kubernetes.io/name": "portcullis", "app.kubernetes.io/component": "webhook"}}},
+				{"policy types", np.Spec.PolicyTypes, []string{"Ingress", "Egress"}},
+				{"ingress", string(np.Spec.Ingress), ingress},
+				{"egress", string(np.Spec.Egress), egress},
+			})
+		})
 	}
 }
 
