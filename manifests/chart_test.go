@@ -3,6 +3,7 @@ package manifests_test
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -19,15 +20,28 @@ import (
 )
 
 // TestChartMatchesOverlays: for equivalent values the chart renders the very
-// objects of the overlay, field for field. The only difference allowed is
+// objects of the overlay (and of the examples adding the NetworkPolicy
+// component), field for field. The only difference allowed is
 // the configuration ConfigMap: its name carries a hash of its content in
 // both (so a change rolls the pods), but the hashes differ (kustomize hashes
 // the commented file, the chart its YAML), and its config.yaml must parse
 // to the same configuration.
 func TestChartMatchesOverlays(t *testing.T) {
+	cases := map[string]map[string]any{}
 	for _, overlay := range manifests.Overlays() {
-		t.Run(overlay, func(t *testing.T) {
-			want, got := render(t, overlay), render(t, chartPrefix+overlay)
+		cases[overlay] = chartValues(overlay)
+		// The examples adding the NetworkPolicy component to each overlay.
+		np := chartValues(overlay)
+		np["networkPolicy"] = map[string]any{"enabled": true}
+		cases[filepath.Join("..", "examples", overlay+"-network-policy")] = np
+	}
+	for dir, values := range cases {
+		t.Run(dir, func(t *testing.T) {
+			out, err := manifests.RenderChart(manifests.ChartDir, name, namespace, values)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, got := render(t, dir), decode(t, "chart for "+dir, out)
 			wantCM, gotCM := configMapName(t, want), configMapName(t, got)
 			wantCfg := get[*corev1.ConfigMap](t, want, "ConfigMap", namespace, wantCM)
 			gotCfg := get[*corev1.ConfigMap](t, got, "ConfigMap", namespace, gotCM)
