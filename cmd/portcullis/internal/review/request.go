@@ -35,6 +35,7 @@ type Key struct {
 	Group, Kind, Namespace, Name string
 }
 
+// String is "Kind.group namespace/name" ("Kind name" for core cluster-scoped kinds).
 func (k Key) String() string {
 	gk := k.Kind
 	if k.Group != "" {
