@@ -186,6 +186,12 @@ func (o *ValidateOptions) Run(ctx context.Context, streams IO) error {
 			r.Problems = append(r.Problems, problem(p))
 		}
 	}
+	// An old object nothing updates is most likely a renamed or mistyped
+	// one: listed, not an error.
+	for _, u := range b.Unmatched() {
+		r.Problems = append(r.Problems, problem(input.Problem{Position: u.Position, Skipped: true,
+			Err: fmt.Errorf("--old: %s matches no object of the input", b.Key(u))}))
+	}
 	r.Summarize()
 	if err := report.Write(streams.Out, r, report.Options{Format: o.Output, Quiet: o.Quiet, ShowPatch: o.ShowPatch, FailOnWarn: o.FailOnWarn}); err != nil {
 		return err

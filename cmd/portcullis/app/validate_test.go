@@ -91,6 +91,7 @@ func TestValidateGolden(t *testing.T) {
 		{"statuses.github.txt", []string{"-f", "testdata/manifests/statuses.yaml", "-f", "testdata/manifests/mixed.yaml", "-o", "github"}, "", ExitDenied},
 		{"mixed.sarif.json", []string{"-f", "testdata/manifests/mixed.yaml", "-f", "testdata/manifests/statuses.yaml", "-f", "testdata/manifests/broken.yaml", "-o", "sarif"}, "", ExitUsage},
 		{"update.txt", []string{"-f", "testdata/manifests/update/new.yaml", "--operation", "UPDATE", "--old", "testdata/manifests/update/old.yaml"}, "", ExitDenied},
+		{"update-unmatched-old.txt", []string{"-f", "testdata/manifests/update/new.yaml", "--operation", "UPDATE", "--old", "testdata/manifests/update/old.yaml", "--old", "testdata/manifests/mixed.yaml"}, "", ExitDenied},
 		{"delete-denied.txt", []string{"-f", "testdata/manifests/update/old.yaml", "--operation", "delete", "--user", "bob", "--groups", "dev"}, "", ExitDenied},
 		{"delete-admitted.txt", []string{"-f", "testdata/manifests/update/old.yaml", "--operation", "DELETE", "--user", "alice", "--groups", "dev,admins"}, "", ExitOK},
 		// Files named on the command line that are not objects are errors,
@@ -178,7 +179,8 @@ func TestValidateInputErrors(t *testing.T) {
 				"2 objects: 2 admitted, 0 denied, 0 warned, 0 exempt, 0 invalid, 0 errors; 1 input error, 0 skipped\n"},
 		{"update without its old object", []string{"-f", "testdata/manifests/dir/a.yaml", "--operation", "UPDATE", "--old", "testdata/manifests/dir/nested/b.yml"}, "",
 			"ERROR testdata/manifests/dir/a.yaml:1: no old object for Pod default/in-dir in --old\n" +
-				"0 objects: 0 admitted, 0 denied, 0 warned, 0 exempt, 0 invalid, 0 errors; 1 input error, 0 skipped\n"},
+				"SKIP testdata/manifests/dir/nested/b.yml:1: --old: ConfigMap default/settings matches no object of the input\n" +
+				"0 objects: 0 admitted, 0 denied, 0 warned, 0 exempt, 0 invalid, 0 errors; 1 input error, 1 skipped\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -112,15 +112,23 @@ func (b *Builder) SetOld(objs []input.Object) error {
 	return nil
 }
 
-// Unmatched lists the old objects no request used, sorted.
-func (b *Builder) Unmatched() []Key {
-	var out []Key
-	for k := range b.old {
+// Unmatched lists the old objects no request used, in input order.
+func (b *Builder) Unmatched() []input.Object {
+	var out []input.Object
+	for k, o := range b.old {
 		if !b.matched[k] {
-			out = append(out, k)
+			out = append(out, o)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Source != out[j].Source {
+			return out[i].Source < out[j].Source
+		}
+		if out[i].Doc != out[j].Doc {
+			return out[i].Doc < out[j].Doc
+		}
+		return out[i].Item < out[j].Item
+	})
 	return out
 }
 

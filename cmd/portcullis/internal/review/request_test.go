@@ -104,7 +104,7 @@ func TestRequestUpdateAndDelete(t *testing.T) {
 	if _, err := b.Request(cur[1]); !errors.Is(err, ErrNoOld) || err.Error() != "no old object for Pod default/q in --old" {
 		t.Errorf("err = %v", err)
 	}
-	if got := b.Unmatched(); len(got) != 1 || got[0].String() != "Pod other/q" {
+	if got := b.Unmatched(); len(got) != 1 || b.Key(got[0]).String() != "Pod other/q" {
 		t.Errorf("unmatched %v", got)
 	}
 	if err := b.SetOld(append(old, old[0])); err == nil || err.Error() != "--old: Pod default/p given twice (x.yaml:1 and x.yaml:1)" {
