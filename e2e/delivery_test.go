@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -139,4 +141,69 @@ func TestConfigMapVolumeDelivery(t *testing.T) {
 		t.Fatalf("broken update not reported: %s", msg)
 	}
 	refusedWith("is forbidden here")
+}
+
+// TestSyncWebhookRules: `serve --sync-webhook-rules` (self-signed mode)
+// adds the rule a custom policy needs to the webhook configuration on the
+// real apiserver, so the policy is called without hand edits.
+func TestSyncWebhookRules(t *testing.T) {
+	ctx := context.Background()
+	const ns, secretName = "portcullis-system", "portcullis-tls"
+	ensureNamespace(t, ns)
+	deleteSecret := func() {
+		err := cluster.Client.CoreV1().Secrets(ns).Delete(ctx, secretName, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			t.Errorf("delete Secret: %v", err)
+		}
+	}
+	deleteSecret()
+	t.Cleanup(deleteSecret)
+	// The envtest admin: TestSelfSigned proves the overlay's RBAC (get and
+	// patch on the two configurations), which the rules sync shares.
+	srv := startServer(t, serverOptions{
+		Args: []string{
+			"--cert-mode=self-signed", "--cert-secret-name=" + secretName, "--cert-secret-namespace=" + ns,
+			"--cert-extra-sans=127.0.0.1", "--cert-resync-interval=1s", "--sync-webhook-rules",
+			"--kubeconfig=" + writeKubeconfig(t, ""),
+		},
+		ExtraPolicies: map[string]string{"no_nodeport/no_nodeport.rego": nodePortPolicy(t, "is not allowed")},
+		NoWait:        true,
+	})
+	srv.WaitReady(t)
+	installWebhooks(t, "self-signed", srv.BaseURL, nil)
+
+	vwcs := cluster.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations()
+	ok, msg := pollUntil(30*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, string) {
+		v, err := vwcs.Get(ctx, "portcullis", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, r := range v.Webhooks[0].Rules {
+			if slices.Contains(r.Resources, "services") && slices.Contains(r.APIGroups, "") {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("rules %+v", v.Webhooks[0].Rules)
+	})
+	if !ok {
+		t.Fatalf("services rule not added: %s", msg)
+	}
+	nsName := newNamespace(t, nil)
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Ports: []corev1.ServicePort{{Port: 80}}},
+	}
+	ok, msg = pollUntil(30*time.Second, 200*time.Millisecond, func(ctx context.Context) (bool, string) {
+		_, err := cluster.Client.CoreV1().Services(nsName).Create(ctx, svc, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err == nil || !strings.Contains(err.Error(), "Service web: type NodePort is not allowed") {
+			return false, fmt.Sprintf("create NodePort Service: %v", err)
+		}
+		return true, ""
+	})
+	if !ok {
+		t.Fatalf("policy not called through the synced rule: %s", msg)
+	}
+	if log := srv.log.String(); !strings.Contains(log, "added the loaded policies' resources to the webhook rules") {
+		t.Errorf("no rules-sync log line:\n%s", srv.log.tail(20))
+	}
 }
