@@ -171,7 +171,7 @@ func run(ctx context.Context, c config, stdout io.Writer) error {
 	}()
 	startAll := func() (floor, full, opa *server, err error) {
 		if want["floor"] {
-			if floor, err = startPortcullis("floor", tmp, c.serverCPU, c.portcullis, certDir, penv, append([]string{"--policies", empty, "--allow-empty-policies"}, pflags...)); err != nil {
+			if floor, err = startPortcullis("floor", tmp, c.serverCPU, c.portcullis, certDir, penv, append([]string{"--builtin=false", "--policies", empty, "--allow-empty-policies"}, pflags...)); err != nil {
 				return
 			}
 			servers = append(servers, floor)

@@ -19,6 +19,9 @@
 #   templates of workloads.
 #   Settings: policies.apparmor in config.yaml.
 # custom:
+#   settings:
+#     allowed_localhost_profiles: array
+#     profile_required: boolean
 #   kind: validating
 #   enforcement: deny
 #   resources:

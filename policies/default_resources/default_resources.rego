@@ -6,6 +6,8 @@
 #   quota see them. Never overrides a request the user set.
 #   Reads: spec.{initContainers,containers}[*].resources.requests.
 # custom:
+#   settings:
+#     requests: object
 #   kind: mutating
 #   resources:
 #     - pods

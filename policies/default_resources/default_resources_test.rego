@@ -25,9 +25,9 @@ test_configured_requests if {
 	default_resources.mutate == {{
 		"op": "merge",
 		"path": ["spec", "initContainers", {"name": "init"}, "resources", "requests"],
-		"value": {"memory": "64Mi"},
+		"value": {"cpu": "50m", "memory": "64Mi"},
 	}} with input as review({"initContainers": [{"name": "init", "image": "busybox:1"}], "containers": []})
-		with data.portcullis.config.policies.default_resources.requests as {"memory": "64Mi"}
+		with data.portcullis.config.policies.default_resources.requests as {"cpu": "50m", "memory": "64Mi"}
 }
 
 test_update_untouched if {

@@ -375,11 +375,6 @@ func TestConfigPolicySettings(t *testing.T) {
 			config: "policies:\n  fx_team_label: null\n",
 			want:   defaults,
 		},
-		"settings for an unknown policy are a warning": {
-			config:   "policies:\n  nope:\n    enforcement: warn\n  also_nope: {}\n",
-			want:     defaults,
-			warnings: []string{"config: policies.also_nope: no such policy loaded", "config: policies.nope: no such policy loaded"},
-		},
 		"a disabled policy's settings are not a warning": {
 			config: "policies:\n  fx_pod_defaults:\n    enabled: false\n    failure_mode: deny\n",
 			want:   map[string]settings{"fx_privileged": defaults["fx_privileged"], "fx_team_label": defaults["fx_team_label"]},
@@ -776,11 +771,11 @@ func TestLoadErrors(t *testing.T) {
 		},
 		"no METADATA": {
 			files: map[string]string{"a/a.rego": "package portcullis.a\n\n" + noDeny + "\n"},
-			want:  `load policies: policy package "portcullis.a": no file declares it with METADATA custom.kind (validating or mutating)`,
+			want:  `load policies: a/a.rego:1: policy package "portcullis.a": no file declares it with METADATA custom.kind (validating or mutating)`,
 		},
 		"METADATA without custom.kind": {
 			files: map[string]string{"a/a.rego": "# METADATA\n# title: A\npackage portcullis.a\n\n" + noDeny + "\n"},
-			want:  `load policies: policy package "portcullis.a": no file declares it with METADATA custom.kind (validating or mutating)`,
+			want:  `load policies: a/a.rego:3: policy package "portcullis.a": no file declares it with METADATA custom.kind (validating or mutating)`,
 		},
 		"bad custom.enforcement": {
 			files: map[string]string{"a/a.rego": "# METADATA\n# custom:\n#   kind: validating\n#   enforcement: block\npackage portcullis.a\n\n" + noDeny + "\n"},

@@ -68,6 +68,10 @@ type Policy struct {
 	// for this policy's resources register (package registration); the
 	// engine itself does not filter on them.
 	Operations []string
+	// Settings is the schema of the policy's own settings (METADATA
+	// custom.settings: setting name → type, nested map or list of one), or
+	// nil when the policy declares none (its settings are then not checked).
+	Settings map[string]any
 	// File and Row locate the package declaration carrying the METADATA.
 	File string
 	Row  int
@@ -110,17 +114,29 @@ type Registry struct {
 	// (time, randomness, HTTP) or reads the request UID: the same request may
 	// then get a different answer, so decisions are not cached.
 	cacheable bool
-	Warnings  []string // non-fatal load findings (e.g. config for unknown policies)
 	hash      string
 	loadedAt  time.Time
+	// Warnings are non-fatal load findings (e.g. a resource name that is
+	// not a known plural resource), each naming its file and line.
+	Warnings []string
+	// Notices say which policies and modules of a later layer replaced an
+	// earlier layer's (see Layer); the server logs them.
+	Notices []string
 }
 
-// Source is what a Registry is loaded from.
+// Source is what a Registry is loaded from: layers of policies and the
+// configuration documents merged into data.portcullis.config.
 type Source struct {
-	// Policies holds the Rego modules (walked recursively; *_test.rego skipped).
+	// Policies, when set, is a first, unnamed layer (walked recursively;
+	// *_test.rego skipped).
 	Policies fs.FS
-	// Configs are YAML documents deep-merged in order (defaults first).
+	// Layers stack over Policies in order (see Layer).
+	Layers []Layer
+	// Configs are unnamed YAML documents deep-merged in order (defaults
+	// first), before the layers' own Config and ConfigFiles.
 	Configs [][]byte
+	// ConfigFiles are named documents merged last (--config).
+	ConfigFiles []ConfigFile
 }
 
 // Policies returns the loaded policies sorted by ID.
@@ -136,7 +152,8 @@ func (r *Registry) Config() map[string]any { return r.config }
 // the merged configuration, and prepares one query per policy. Errors wrap
 // ErrLoad and name the file and line.
 func Load(ctx context.Context, src Source) (*Registry, error) {
-	cfg, err := MergeConfig(src.Configs...)
+	docs := src.configFiles()
+	cfg, err := mergeConfigFiles(docs)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrLoad, err)
 	}
@@ -144,11 +161,8 @@ func Load(ctx context.Context, src Source) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: config: %w", ErrLoad, err)
 	}
-	var hfs *hashingFS
-	if src.Policies != nil {
-		hfs = &hashingFS{FS: src.Policies}
-	}
-	modules, err := parseModules(fsOrNil(hfs))
+	src, hashers := src.hashing()
+	modules, notices, err := Modules(src, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrLoad, err)
 	}
@@ -176,15 +190,17 @@ func Load(ctx context.Context, src Source) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrLoad, err)
 	}
+	if err := checkConfig(docs, policies); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrLoad, err)
+	}
 
 	store := inmem.NewFromObjectWithOpts(map[string]any{
 		rootPackage: map[string]any{configKey: cfg},
 	}, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
 
-	reg := &Registry{byID: map[string]*Policy{}, config: cfg, exempt: st.exemptNamespaces, compiler: compiler, store: store}
-	known := map[string]bool{} // loaded or disabled: settings for them are not a typo
+	reg := &Registry{byID: map[string]*Policy{}, config: cfg, exempt: st.exemptNamespaces, compiler: compiler, store: store, Notices: notices}
 	for _, p := range policies {
-		known[p.ID] = true
+		reg.Warnings = append(reg.Warnings, p.resourceWarnings()...)
 		if !p.enabled(st.policies[p.ID]) {
 			continue
 		}
@@ -204,14 +220,9 @@ func Load(ctx context.Context, src Source) (*Registry, error) {
 		reg.policies = append(reg.policies, p)
 		reg.byID[p.ID] = p
 	}
-	for id := range st.policies {
-		if !known[id] {
-			reg.Warnings = append(reg.Warnings, fmt.Sprintf("config: policies.%s: no such policy loaded", id))
-		}
-	}
 	sort.Strings(reg.Warnings)
 	reg.cacheable = deterministic(compiler)
-	if reg.hash, err = hfs.digest(cfg); err != nil {
+	if reg.hash, err = setDigest(hashers, cfg); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrLoad, err)
 	}
 	reg.loadedAt = time.Now()
@@ -307,15 +318,15 @@ func (p *Policy) queryString() string {
 	return strings.Join(parts, "; ")
 }
 
-// parseModules reads every non-test .rego file of fsys.
-func parseModules(fsys fs.FS) (map[string]*ast.Module, error) {
-	return ParseModules(fsys, false)
-}
-
 // ParseModules parses the .rego files of fsys (Rego v1, with METADATA),
 // skipping hidden and testdata directories, and *_test.rego files unless
 // withTests. `portcullis test` uses it with tests; Load without.
 func ParseModules(fsys fs.FS, withTests bool) (map[string]*ast.Module, error) {
+	return parseModulesPrefixed(fsys, withTests, "")
+}
+
+// parseModulesPrefixed is ParseModules naming each file prefix/name.
+func parseModulesPrefixed(fsys fs.FS, withTests bool, prefix string) (map[string]*ast.Module, error) {
 	if fsys == nil {
 		return nil, errors.New("no policy source")
 	}
@@ -338,6 +349,9 @@ func ParseModules(fsys fs.FS, withTests bool) (map[string]*ast.Module, error) {
 		src, err := fs.ReadFile(fsys, name)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", name, err)
+		}
+		if prefix != "" {
+			name = path.Join(prefix, name)
 		}
 		m, err := ast.ParseModuleWithOpts(name, string(src), ast.ParserOptions{
 			ProcessAnnotation: true,
@@ -369,8 +383,8 @@ func discover(modules map[string]*ast.Module, compiler *ast.Compiler, st setting
 	sort.Strings(names)
 
 	byID := map[string]*Policy{}
-	seen := map[string]bool{}     // policy packages, with or without METADATA
-	declared := map[string]bool{} // those with a METADATA custom.kind, valid or not
+	seen := map[string]*ast.Location{} // policy packages, with or without METADATA: the first file's package
+	declared := map[string]bool{}      // those with a METADATA custom.kind, valid or not
 	var errs []error
 	for _, name := range names {
 		m := modules[name]
@@ -378,7 +392,9 @@ func discover(modules map[string]*ast.Module, compiler *ast.Compiler, st setting
 		if !ok {
 			continue
 		}
-		seen[id] = true
+		if seen[id] == nil {
+			seen[id] = m.Package.Location
+		}
 		ann := packageAnnotation(m)
 		if ann == nil || ann.Custom["kind"] == nil {
 			continue // another file of the same package, or helpers
@@ -404,9 +420,9 @@ func discover(modules map[string]*ast.Module, compiler *ast.Compiler, st setting
 		}
 		byID[id] = p
 	}
-	for id := range seen {
+	for id, loc := range seen {
 		if !declared[id] {
-			errs = append(errs, fmt.Errorf("policy package %q: no file declares it with METADATA custom.kind (validating or mutating)", rootPackage+"."+id))
+			errs = append(errs, fmt.Errorf("%s:%d: policy package %q: no file declares it with METADATA custom.kind (validating or mutating)", loc.File, loc.Row, rootPackage+"."+id))
 		}
 	}
 	if len(errs) > 0 {
@@ -492,7 +508,7 @@ func newPolicy(id string, ann *ast.Annotations, loc *ast.Location, ps policySett
 	case Validating, Mutating:
 		p.Kind = Kind(kind)
 	default:
-		return nil, fmt.Errorf("METADATA custom.kind %q: must be validating or mutating", kind)
+		return nil, fmt.Errorf("METADATA custom.kind %q: must be validating or mutating%s", kind, didYouMean(kind, []string{string(Validating), string(Mutating)}))
 	}
 	enforcement, err := parseOptional(ann.Custom, "enforcement", parseEnforcement)
 	if err != nil {
@@ -522,6 +538,16 @@ func newPolicy(id string, ann *ast.Annotations, loc *ast.Location, ps policySett
 	}
 	if ps.required != nil {
 		p.Required = *ps.required
+	}
+	if v, ok := ann.Custom["settings"]; ok {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, errors.New("METADATA custom.settings: must be a map of setting name to type")
+		}
+		if err := parseSettingsSchema(m, "METADATA custom.settings"); err != nil {
+			return nil, err
+		}
+		p.Settings = m
 	}
 	if v, ok := ann.Custom["resources"]; ok {
 		list, ok := v.([]any)

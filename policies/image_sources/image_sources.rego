@@ -14,6 +14,21 @@
 #   "registry[/repository-prefix]" and match at path boundaries.
 #   Settings: policies.image_sources in config.yaml.
 # custom:
+#   settings:
+#     allowed: array
+#     denied: array
+#     deny_latest: boolean
+#     deny_untagged: boolean
+#     require_digest: boolean
+#     require_pull_always: boolean
+#     overrides:
+#       - namespaces: array
+#         allowed: array
+#         denied: array
+#         deny_latest: boolean
+#         deny_untagged: boolean
+#         require_digest: boolean
+#         require_pull_always: boolean
 #   kind: validating
 #   enforcement: deny
 #   resources:

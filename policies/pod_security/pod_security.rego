@@ -17,6 +17,14 @@
 #   input.request.oldObject on Pod updates, input.namespace.labels (the Pod
 #   Security Admission labels), and policies.pod_security config.
 # custom:
+#   settings:
+#     level: string
+#     namespace_levels: object
+#     exemptions:
+#       namespaces: array
+#       usernames: array
+#       runtime_classes: array
+#     templates: string
 #   kind: validating
 #   enforcement: deny
 #   resources:

@@ -9,6 +9,8 @@
 #   message says which one lacks the label.
 #   Reads: metadata.labels of the object and of its pod template.
 # custom:
+#   settings:
+#     labels: array
 #   kind: validating
 #   enforcement: warn
 #   resources:

@@ -16,6 +16,12 @@
 #   any part of a value.
 #   Settings: policies.secret_handling in config.yaml.
 # custom:
+#   settings:
+#     env_name_patterns: array
+#     ignored_env_names: array
+#     secrets_as_files_only: array
+#     require_automount_opt_in: array
+#     vault_only_namespaces: array
 #   kind: validating
 #   enforcement: deny
 #   resources:

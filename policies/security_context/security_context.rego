@@ -53,6 +53,17 @@
 #   autogen rules do. GitOps tools see the defaulted fields as server-side
 #   changes; set templates: false to mutate Pods only.
 # custom:
+#   settings:
+#     defaults:
+#       run_as_non_root: boolean
+#       seccomp_profile: boolean
+#       apparmor_profile: boolean
+#       allow_privilege_escalation: boolean
+#       drop_all_capabilities: boolean
+#       read_only_root_filesystem: boolean
+#     templates: boolean
+#     namespaces: array
+#     exclude_namespaces: array
 #   kind: mutating
 #   resources:
 #     - pods

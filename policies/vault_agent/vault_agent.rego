@@ -51,6 +51,26 @@
 #   does not apply, agent-run-as-same-user without a UID to copy, a missing
 #   service account token volume, no Vault address.
 # custom:
+#   settings:
+#     address: string
+#     auth_type: string
+#     auth_path: string
+#     vault_namespace: string
+#     image: string
+#     log_level: string
+#     log_format: string
+#     default_template: string
+#     exit_on_retry_failure: boolean
+#     revoke_on_shutdown: boolean
+#     revoke_grace: integer
+#     run_as_user: integer
+#     run_as_group: integer
+#     set_security_context: boolean
+#     resources:
+#       limits: object
+#       requests: object
+#     native_sidecar: boolean
+#     exclude_namespaces: array
 #   kind: mutating
 #   enforcement: deny
 #   resources:

@@ -31,7 +31,10 @@ func TestParity(t *testing.T) {
 			name = "builtin"
 		}
 		t.Run(name, func(t *testing.T) {
-			src := PolicySourceOptions{PoliciesDir: policyDir}
+			src := PolicySourceOptions{}
+			if policyDir != "" {
+				src.PoliciesDirs, src.NoBuiltin = []string{policyDir}, true
+			}
 			reg, err := src.Load(context.Background())
 			if err != nil {
 				t.Fatal(err)
@@ -47,7 +50,7 @@ func TestParity(t *testing.T) {
 			files := []string{"testdata/manifests/mixed.yaml", "testdata/manifests/list.json", "testdata/manifests/dir", "testdata/manifests/json-stream.json", "testdata/manifests/repo", "testdata/manifests/statuses.yaml"}
 			args := []string{"validate", "-o", "json", "--show-patch"}
 			if policyDir != "" {
-				args = append(args, "--policies", policyDir)
+				args = append(args, "--builtin=false", "--policies", policyDir)
 			}
 			for _, f := range files {
 				args = append(args, "-f", f)

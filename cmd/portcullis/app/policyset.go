@@ -43,6 +43,7 @@ func (s *policySetStatus) onReload(reg *engine.Registry, err error) {
 		s.set.LastReloadFailed.Set(0)
 		s.failedAt, s.failedWhat = time.Time{}, ""
 		s.serving(reg)
+		logLoadFindings(s.log, reg)
 		s.log.Info("policies reloaded", zap.Int("count", len(reg.Policies())), zap.Strings("ids", policyIDs(reg)), zap.String("hash", reg.Hash()))
 		return
 	}

@@ -166,7 +166,7 @@ func TestServeRefusesReloadToNoPolicies(t *testing.T) {
 func TestServeEmptyPoliciesAtStart(t *testing.T) {
 	empty := t.TempDir()
 	o := NewServeOptions()
-	o.Source.PoliciesDir = empty
+	o.Source.PoliciesDirs, o.Source.NoBuiltin = []string{empty}, true
 	o.Port, o.HealthBindAddress, o.MetricsBindAddress = 0, "", ""
 	o.Registry = prometheus.NewRegistry()
 	err := o.Run(context.Background(), IO{In: bytes.NewReader(nil), Out: io.Discard, Err: io.Discard})

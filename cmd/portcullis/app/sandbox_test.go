@@ -42,7 +42,7 @@ func TestSandboxInValidateAndTest(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	const refusal = "exfil/exfil.rego:8: http.send is not allowed: policies get no network, environment or file access (an operator can allow it by name in the configuration's sandbox.allow_builtins)"
+	refusal := filepath.ToSlash(dir) + "/exfil/exfil.rego:8: http.send is not allowed: policies get no network, environment or file access (an operator can allow it by name in the configuration's sandbox.allow_builtins)"
 	for _, args := range [][]string{
 		{"validate", "--policies", dir, "-f", "testdata/manifests/mixed.yaml"},
 		{"test", dir},

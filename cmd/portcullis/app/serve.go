@@ -333,9 +333,7 @@ func (o *ServeOptions) Run(ctx context.Context, streams IO) error {
 	if len(reg.Policies()) == 0 && !o.AllowEmptyPolicies {
 		return usageError(errNoPolicies)
 	}
-	for _, w := range reg.Warnings {
-		log.Warn("policy configuration", zap.String("warning", w))
-	}
+	logLoadFindings(log, reg)
 	o.Perf.applyGC(log)
 	var (
 		kcfg      *rest.Config
@@ -610,3 +608,14 @@ const sampleReview = `{
   }
 }
 `
+
+// logLoadFindings logs a registry's load warnings and which layer's
+// policies replaced which.
+func logLoadFindings(log *zap.Logger, reg *engine.Registry) {
+	for _, w := range reg.Warnings {
+		log.Warn("policy configuration", zap.String("warning", w))
+	}
+	for _, n := range reg.Notices {
+		log.Info("policy layers", zap.String("replaced", n))
+	}
+}

@@ -73,7 +73,9 @@ func startServe(t *testing.T, o *ServeOptions, policyDir string) *served {
 	o.HealthBindAddress = "127.0.0.1:0"
 	o.MetricsBindAddress = ""
 	o.Registry = prometheus.NewRegistry()
-	o.Source.PoliciesDir = policyDir
+	if policyDir != "" {
+		o.Source.PoliciesDirs, o.Source.NoBuiltin = []string{policyDir}, true
+	}
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +416,10 @@ func TestValidateAndTestOptionsValidate(t *testing.T) {
 		{"not a directory", file, file + ": not a directory"},
 	} {
 		t.Run("test/"+tt.name, func(t *testing.T) {
-			o := &TestOptions{Dir: tt.dir}
+			o := &TestOptions{}
+			if tt.dir != "" {
+				o.Dirs = []string{tt.dir}
+			}
 			got := ""
 			if err := o.Validate(); err != nil {
 				got = err.Error()

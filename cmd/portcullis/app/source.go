@@ -7,37 +7,48 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"testing/fstest"
 
 	"github.com/spf13/pflag"
+	"sigs.k8s.io/yaml"
 
 	"github.com/portcullis/portcullis/policies"
 	"github.com/portcullis/portcullis/policies/engine"
 )
 
 // PolicySourceOptions say where policies and configuration come from; serve,
-// validate and test share them so all three load the same set the same way.
+// validate and test share them, and Load, so all three load the same set the
+// same way.
 type PolicySourceOptions struct {
-	// PoliciesDir replaces the embedded policy set when set.
-	PoliciesDir string
+	// NoBuiltin leaves the built-in policies out (--builtin=false). The
+	// zero value loads them.
+	NoBuiltin bool
+	// PoliciesDirs are stacked over the built-in policies in order (see
+	// engine.Layer): they add policies, and a policy whose ID is already
+	// loaded replaces it.
+	PoliciesDirs []string
 	// ConfigFile is merged over the defaults when set.
 	ConfigFile string
 }
 
-// AddFlags registers --policies and --config.
+// AddFlags registers --builtin, --policies and --config.
 func (o *PolicySourceOptions) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.PoliciesDir, "policies", "", "directory of Rego policies (default: the built-in set)")
+	fs.Var(&invertedBool{&o.NoBuiltin}, "builtin", "load the built-in policies (--builtin=false: only those of --policies)")
+	fs.Lookup("builtin").NoOptDefVal = "true"
+	fs.StringArrayVar(&o.PoliciesDirs, "policies", nil, "directory of Rego policies stacked over the built-in ones (repeatable; a policy with a built-in's ID replaces it)")
 	fs.StringVar(&o.ConfigFile, "config", "", "YAML configuration merged over the defaults (policies/config.yaml)")
 }
 
 // Validate checks the paths exist.
 func (o *PolicySourceOptions) Validate() error {
-	if o.PoliciesDir != "" {
-		fi, err := os.Stat(o.PoliciesDir)
+	for _, dir := range o.PoliciesDirs {
+		fi, err := os.Stat(dir)
 		if err != nil {
 			return fmt.Errorf("--policies: %w", err)
 		}
 		if !fi.IsDir() {
-			return fmt.Errorf("--policies %s: not a directory", o.PoliciesDir)
+			return fmt.Errorf("--policies %s: not a directory", dir)
 		}
 	}
 	if o.ConfigFile != "" {
@@ -48,43 +59,66 @@ func (o *PolicySourceOptions) Validate() error {
 	return nil
 }
 
-// FS returns the policy file system.
-func (o *PolicySourceOptions) FS() fs.FS {
-	if o.PoliciesDir == "" {
-		return policies.FS
-	}
-	return os.DirFS(o.PoliciesDir)
-}
+// builtinLayerName names the embedded policies in notices and errors.
+const builtinLayerName = "built-in policies"
 
 // Source reads the configuration files now and returns the engine source:
-// embedded defaults, then the policy directory's own config.yaml if any, then
-// --config.
+// the built-in layer (the embedded policies and config.yaml), one layer per
+// --policies directory (its config.yaml, if any, merged after the ones
+// before), then --config. Without the built-in policies their settings are
+// dropped too; the engine-wide defaults (exempt_namespaces) stay.
 func (o *PolicySourceOptions) Source() (engine.Source, error) {
 	defaults, err := policies.FS.ReadFile(policies.ConfigFile)
 	if err != nil {
 		return engine.Source{}, fmt.Errorf("read embedded defaults: %w", err)
 	}
-	configs := [][]byte{defaults}
-	if o.PoliciesDir != "" {
-		b, err := os.ReadFile(filepath.Join(o.PoliciesDir, policies.ConfigFile))
+	var src engine.Source
+	if o.NoBuiltin {
+		engineDefaults, err := withoutPolicies(defaults)
+		if err != nil {
+			return engine.Source{}, fmt.Errorf("embedded defaults: %w", err)
+		}
+		src.ConfigFiles = append(src.ConfigFiles, engine.ConfigFile{Name: "built-in config.yaml", Data: engineDefaults})
+	} else {
+		src.Layers = append(src.Layers, engine.Layer{Name: builtinLayerName, FS: policies.FS, Config: defaults})
+	}
+	for _, dir := range o.PoliciesDirs {
+		l := engine.Layer{Name: dir, FS: os.DirFS(dir), Prefix: filepath.ToSlash(filepath.Clean(dir))}
+		b, err := os.ReadFile(filepath.Join(dir, policies.ConfigFile))
 		switch {
 		case err == nil:
-			configs = append(configs, b)
+			l.Config = b
 		case !errors.Is(err, fs.ErrNotExist):
 			return engine.Source{}, fmt.Errorf("read policy directory config: %w", err)
 		}
+		src.Layers = append(src.Layers, l)
 	}
 	if o.ConfigFile != "" {
 		b, err := os.ReadFile(o.ConfigFile)
 		if err != nil {
 			return engine.Source{}, fmt.Errorf("read --config: %w", err)
 		}
-		configs = append(configs, b)
+		src.ConfigFiles = append(src.ConfigFiles, engine.ConfigFile{Name: o.ConfigFile, Data: b})
 	}
-	return engine.Source{Policies: o.FS(), Configs: configs}, nil
+	if len(src.Layers) == 0 {
+		// --builtin=false with no --policies: an empty set, said explicitly.
+		src.Layers = append(src.Layers, engine.Layer{Name: "no policies", FS: fstest.MapFS{}})
+	}
+	return src, nil
 }
 
-// Load builds a registry from the current files.
+// withoutPolicies returns the YAML document without its policies key.
+func withoutPolicies(doc []byte) ([]byte, error) {
+	var m map[string]any
+	if err := yaml.Unmarshal(doc, &m); err != nil {
+		return nil, err
+	}
+	delete(m, "policies")
+	return yaml.Marshal(m)
+}
+
+// Load builds a registry from the current files: the one loader of serve,
+// validate and test.
 func (o *PolicySourceOptions) Load(ctx context.Context) (*engine.Registry, error) {
 	src, err := o.Source()
 	if err != nil {
@@ -93,14 +127,35 @@ func (o *PolicySourceOptions) Load(ctx context.Context) (*engine.Registry, error
 	return engine.Load(ctx, src)
 }
 
-// WatchPaths are the paths hot reload watches.
+// WatchPaths are the paths hot reload watches: every --policies directory
+// and --config.
 func (o *PolicySourceOptions) WatchPaths() []string {
-	var paths []string
-	if o.PoliciesDir != "" {
-		paths = append(paths, o.PoliciesDir)
-	}
+	paths := append([]string(nil), o.PoliciesDirs...)
 	if o.ConfigFile != "" {
 		paths = append(paths, o.ConfigFile)
 	}
 	return paths
 }
+
+// invertedBool is a boolean flag stored negated, so the zero value of the
+// options struct means the flag's default (true).
+type invertedBool struct{ p *bool }
+
+func (b *invertedBool) String() string {
+	if b.p == nil {
+		return "true"
+	}
+	return strconv.FormatBool(!*b.p)
+}
+
+func (b *invertedBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	*b.p = !v
+	return nil
+}
+
+func (b *invertedBool) Type() string     { return "bool" }
+func (b *invertedBool) IsBoolFlag() bool { return true }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"time"
 
@@ -14,14 +13,18 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/portcullis/portcullis/policies"
 	"github.com/portcullis/portcullis/policies/engine"
 )
 
 // TestOptions configure `portcullis test`.
 type TestOptions struct {
-	// Dir holds the policies and their *_test.rego (default: the built-in set).
-	Dir     string
+	// Dirs hold the policies whose tests run (*_test.rego and *_suite.yaml);
+	// they are stacked over Source's layers as more --policies would be.
+	// None: the built-in policies' own tests.
+	Dirs []string
+	// Source is where the rest of the policy set and the configuration come
+	// from, exactly as for serve and validate.
+	Source  PolicySourceOptions
 	Verbose bool
 	Filter  string
 	Timeout time.Duration
@@ -29,40 +32,44 @@ type TestOptions struct {
 
 // AddFlags registers the test flags.
 func (o *TestOptions) AddFlags(fs *pflag.FlagSet) {
+	o.Source.AddFlags(fs)
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "print every test")
 	fs.StringVarP(&o.Filter, "run", "r", "", "run only tests whose name contains this")
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Second, "timeout for each test")
 }
 
-// Validate checks the directory.
+// Validate checks the directories.
 func (o *TestOptions) Validate() error {
-	if o.Dir == "" {
-		return nil
+	for _, dir := range o.Dirs {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			return err
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%s: not a directory", dir)
+		}
 	}
-	fi, err := os.Stat(o.Dir)
-	if err != nil {
-		return err
+	if len(o.Dirs) == 0 && o.Source.NoBuiltin {
+		return errors.New("--builtin=false: name a directory of policies to test")
 	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%s: not a directory", o.Dir)
-	}
-	return nil
+	return o.Source.Validate()
 }
 
 func newTestCommand(streams IO) *cobra.Command {
 	o := &TestOptions{}
 	cmd := &cobra.Command{
-		Use:   "test [DIR]",
-		Short: "Run the Rego unit tests of a policy directory (default: the built-in policies)",
-		Long: `Test runs the *_test.rego unit tests with OPA's test runner, as 'opa test DIR'
-would, so a policy author needs only this binary.
+		Use:   "test [DIR]...",
+		Short: "Test policy directories as the server loads them (default: the built-in policies)",
+		Long: `Test loads the policies exactly as 'serve' does (the built-in policies unless
+--builtin=false, each --policies directory, then each DIR stacked over them;
+the same METADATA checks; data.portcullis.config from the built-in defaults,
+each directory's config.yaml and --config) and refuses what serve would
+refuse. It then runs the *_test.rego unit tests of each DIR with OPA's test
+runner, as 'opa test DIR' would, so a policy author needs only this binary.
 
 Exit codes: 0 all tests pass, 1 a test failed, 2 the policies do not load.`,
-		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
-				o.Dir = args[0]
-			}
+			o.Dirs = args
 			return runE(o, streams)(cmd, args)
 		},
 	}
@@ -70,26 +77,67 @@ Exit codes: 0 all tests pass, 1 a test failed, 2 the policies do not load.`,
 	return cmd
 }
 
-// Run runs the tests and reports them like opa test.
-func (o *TestOptions) Run(ctx context.Context, streams IO) error {
-	var fsys fs.FS = policies.FS
-	if o.Dir != "" {
-		fsys = os.DirFS(o.Dir)
+// testSource returns the engine source with each DIR as a layer over the
+// others, and whether a layer's tests run.
+func (o *TestOptions) testSource() (engine.Source, func(int) bool, error) {
+	src, err := o.Source.Source()
+	if err != nil {
+		return engine.Source{}, nil, err
 	}
-	modules, err := engine.ParseModules(fsys, true)
+	if len(o.Dirs) == 0 {
+		// The built-in layer is the first one.
+		return src, func(i int) bool { return i == 0 }, nil
+	}
+	first := len(src.Layers)
+	for _, dir := range o.Dirs {
+		extra := PolicySourceOptions{NoBuiltin: true, PoliciesDirs: []string{dir}}
+		s, err := extra.Source()
+		if err != nil {
+			return engine.Source{}, nil, err
+		}
+		src.Layers = append(src.Layers, s.Layers...)
+	}
+	if o.Source.NoBuiltin && len(o.Source.PoliciesDirs) == 0 {
+		// Source added a placeholder empty layer: drop it.
+		src.Layers = src.Layers[1:]
+		first--
+	}
+	return src, func(i int) bool { return i >= first }, nil
+}
+
+// Run loads the policies as the server does, then runs the tests and
+// reports them like opa test.
+func (o *TestOptions) Run(ctx context.Context, streams IO) error {
+	src, tests, err := o.testSource()
+	if err != nil {
+		return usageError(err)
+	}
+	reg, err := engine.Load(ctx, src)
+	if err != nil {
+		return usageError(err)
+	}
+	for _, w := range reg.Warnings {
+		fmt.Fprintf(streams.Err, "warning: %s\n", w)
+	}
+	if o.Verbose {
+		for _, n := range reg.Notices {
+			fmt.Fprintf(streams.Err, "note: %s\n", n)
+		}
+	}
+	modules, _, err := engine.Modules(src, tests)
 	if err != nil {
 		return usageError(err)
 	}
 	// The same sandbox as serve and validate: the tests run the policies
 	// with the built-ins the configuration allows, and no others.
-	sandbox, err := o.sandbox()
+	sandbox, err := engine.NewSandbox(reg.Config())
 	if err != nil {
 		return usageError(err)
 	}
 	if err := sandbox.Check(modules); err != nil {
 		return usageError(err)
 	}
-	store := inmem.New()
+	store := inmem.NewFromObject(map[string]any{"portcullis": map[string]any{"config": reg.Config()}})
 	txn, err := store.NewTransaction(ctx)
 	if err != nil {
 		return err
@@ -133,18 +181,4 @@ func (o *TestOptions) Run(ctx context.Context, streams IO) error {
 		return &exitError{code: ExitDenied}
 	}
 	return nil
-}
-
-// sandbox is the policy sandbox under the configuration serve would merge
-// for this directory (embedded defaults, then DIR/config.yaml).
-func (o *TestOptions) sandbox() (*engine.Sandbox, error) {
-	src, err := (&PolicySourceOptions{PoliciesDir: o.Dir}).Source()
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := engine.MergeConfig(src.Configs...)
-	if err != nil {
-		return nil, err
-	}
-	return engine.NewSandbox(cfg)
 }

@@ -100,7 +100,7 @@ func TestValidateGolden(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			args := append([]string{"validate", "--policies", fixturePolicies}, tt.args...)
+			args := append([]string{"validate", "--builtin=false", "--policies", fixturePolicies}, tt.args...)
 			code, out, errOut := run(t, tt.stdin, args...)
 			if code != tt.wantCode {
 				t.Fatalf("exit code %d, want %d; stderr: %s", code, tt.wantCode, errOut)
@@ -134,7 +134,7 @@ func TestValidateUsageErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			args := append([]string{"validate", "--policies", fixturePolicies}, tt.args...)
+			args := append([]string{"validate", "--builtin=false", "--policies", fixturePolicies}, tt.args...)
 			code, out, errOut := run(t, "", args...)
 			if code != ExitUsage {
 				t.Fatalf("exit code %d, want %d; stdout: %s", code, ExitUsage, out)
@@ -184,7 +184,7 @@ func TestValidateInputErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			args := append([]string{"validate", "--policies", fixturePolicies}, tt.args...)
+			args := append([]string{"validate", "--builtin=false", "--policies", fixturePolicies}, tt.args...)
 			code, out, errOut := run(t, tt.stdin, args...)
 			if code != ExitUsage {
 				t.Fatalf("exit code %d, want %d; stdout: %s", code, ExitUsage, out)
@@ -203,7 +203,7 @@ func TestValidateInputErrors(t *testing.T) {
 func TestValidateDeterministic(t *testing.T) {
 	var first string
 	for i := 0; i < 10; i++ {
-		code, out, _ := run(t, "", "validate", "--policies", fixturePolicies, "-f", "testdata/manifests/mixed.yaml", "-o", "json", "--show-patch")
+		code, out, _ := run(t, "", "validate", "--builtin=false", "--policies", fixturePolicies, "-f", "testdata/manifests/mixed.yaml", "-o", "json", "--show-patch")
 		if code != ExitDenied {
 			t.Fatalf("run %d: exit %d", i, code)
 		}

@@ -74,7 +74,7 @@ func TestServeSyncsWebhookRules(t *testing.T) {
 		},
 	)
 	o := NewServeOptions()
-	o.Source.PoliciesDir = dir
+	o.Source.PoliciesDirs, o.Source.NoBuiltin = []string{dir}, true
 	o.Port = 0
 	o.HealthBindAddress, o.MetricsBindAddress = "", ""
 	o.ShutdownDelay = 0

@@ -1,0 +1,6 @@
+package portcullis.svc_ports
+
+deny contains {"msg": "NodePort services are not allowed"} if {
+	input.request.kind.kind == "Service"
+	input.request.object.spec.type == "NodePort"
+}

@@ -1,0 +1,11 @@
+# METADATA
+# title: No NodePort services
+# custom:
+#   kind: validating
+#   resources: [Service]
+package portcullis.svc_ports
+
+deny contains {"msg": "NodePort services are not allowed"} if {
+	input.request.kind.kind == "Service"
+	input.request.object.spec.type == "NodePort"
+}
