@@ -25,6 +25,7 @@
 #       usernames: array
 #       runtime_classes: array
 #     templates: string
+#     label_precedence: string
 #   kind: validating
 #   enforcement: deny
 #   resources:

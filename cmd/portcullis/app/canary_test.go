@@ -160,7 +160,7 @@ func TestServeLogsNoSecrets(t *testing.T) {
 					}
 				}
 			}
-			if level != "error" && !strings.Contains(log, `"msg":"policy evaluation failed","uid":"uid-policy timeout","policy":"loop","code":"timeout","error":"the deadline passed during evaluation","location":"loop/p.rego:6","timedOut":true`) {
+			if level != "error" && !strings.Contains(log, `"msg":"policy evaluation failed","uid":"uid-policy timeout","policy":"loop","code":"timeout","error":"the deadline passed during evaluation","location":"`+filepath.ToSlash(dir)+`/loop/p.rego:6","timedOut":true`) {
 				t.Errorf("log at %s lacks the timed out policy:\n%s", level, log)
 			}
 		})
