@@ -78,7 +78,8 @@ func (o *PolicySourceOptions) Source() (engine.Source, error) {
 		if err != nil {
 			return engine.Source{}, fmt.Errorf("embedded defaults: %w", err)
 		}
-		src.ConfigFiles = append(src.ConfigFiles, engine.ConfigFile{Name: "built-in config.yaml", Data: engineDefaults})
+		// A layer without policies, so these defaults merge first.
+		src.Layers = append(src.Layers, engine.Layer{Name: "built-in", FS: fstest.MapFS{}, Config: engineDefaults})
 	} else {
 		src.Layers = append(src.Layers, engine.Layer{Name: builtinLayerName, FS: policies.FS, Config: defaults})
 	}
@@ -99,10 +100,6 @@ func (o *PolicySourceOptions) Source() (engine.Source, error) {
 			return engine.Source{}, fmt.Errorf("read --config: %w", err)
 		}
 		src.ConfigFiles = append(src.ConfigFiles, engine.ConfigFile{Name: o.ConfigFile, Data: b})
-	}
-	if len(src.Layers) == 0 {
-		// --builtin=false with no --policies: an empty set, said explicitly.
-		src.Layers = append(src.Layers, engine.Layer{Name: "no policies", FS: fstest.MapFS{}})
 	}
 	return src, nil
 }

@@ -97,11 +97,6 @@ func (o *TestOptions) testSource() (engine.Source, func(int) bool, error) {
 		}
 		src.Layers = append(src.Layers, s.Layers...)
 	}
-	if o.Source.NoBuiltin && len(o.Source.PoliciesDirs) == 0 {
-		// Source added a placeholder empty layer: drop it.
-		src.Layers = src.Layers[1:]
-		first--
-	}
 	return src, func(i int) bool { return i >= first }, nil
 }
 
