@@ -11,6 +11,8 @@
 # custom:
 #   settings:
 #     labels: array
+#     check_metadata: boolean
+#     check_template: boolean
 #   kind: validating
 #   enforcement: warn
 #   resources:

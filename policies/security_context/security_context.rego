@@ -64,6 +64,8 @@
 #     templates: boolean
 #     namespaces: array
 #     exclude_namespaces: array
+#     run_as_user: integer
+#     run_as_group: integer
 #   kind: mutating
 #   resources:
 #     - pods

@@ -71,6 +71,16 @@
 #       requests: object
 #     native_sidecar: boolean
 #     exclude_namespaces: array
+#     ca_cert_bytes: string
+#     proxy_address: string
+#     auth_min_backoff: string
+#     auth_max_backoff: string
+#     static_secret_render_interval: string
+#     max_connections_per_host: integer
+#     lease_renewal_threshold: number
+#     disable_idle_connections: string
+#     disable_keep_alives: string
+#     run_as_same_user: boolean
 #   kind: mutating
 #   enforcement: deny
 #   resources:
