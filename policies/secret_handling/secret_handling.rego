@@ -22,6 +22,8 @@
 #     secrets_as_files_only: array
 #     require_automount_opt_in: array
 #     vault_only_namespaces: array
+#     max_values: integer
+#     max_bytes: integer
 #   kind: validating
 #   enforcement: deny
 #   resources:

@@ -58,7 +58,7 @@ func NewAuditOptions() *AuditOptions {
 // AddFlags registers the audit flags.
 func (o *AuditOptions) AddFlags(fs *pflag.FlagSet) {
 	o.Source.AddFlags(fs)
-	fs.StringVar(&o.Baseline.PoliciesDir, "baseline-policies", "", "dry-run a change: the current policy directory (default: the built-in set when --baseline-config is given); --policies/--config are the candidate, and only objects whose decision changes are reported")
+	fs.StringArrayVar(&o.Baseline.PoliciesDirs, "baseline-policies", nil, "dry-run a change: the current policy directory, stacked over the built-in set as --policies is (repeatable; default: the built-in set alone when --baseline-config is given); --policies/--config are the candidate, and only objects whose decision changes are reported")
 	fs.StringVar(&o.Baseline.ConfigFile, "baseline-config", "", "dry-run a change: the current configuration, merged over the defaults; --config is the candidate")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
 	fs.StringVar(&o.Context, "context", "", "kubeconfig context (default: the current context)")
@@ -105,7 +105,7 @@ func (o *AuditOptions) Validate() error {
 }
 
 func (o *AuditOptions) diffMode() bool {
-	return o.Baseline.PoliciesDir != "" || o.Baseline.ConfigFile != ""
+	return len(o.Baseline.PoliciesDirs) > 0 || o.Baseline.ConfigFile != ""
 }
 
 func newAuditCommand(streams IO) *cobra.Command {

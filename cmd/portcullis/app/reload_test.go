@@ -192,7 +192,7 @@ func TestServeRefusesBrokenPoliciesAtStart(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			o := NewServeOptions()
-			o.Source.PoliciesDir = writePolicies(t, files)
+			o.Source.PoliciesDirs, o.Source.NoBuiltin = []string{writePolicies(t, files)}, true
 			o.Port, o.HealthBindAddress, o.MetricsBindAddress = 0, "127.0.0.1:0", ""
 			o.Registry = prometheus.NewRegistry()
 			started := false

@@ -19,7 +19,7 @@ import (
 func TestValidateEvaluationErrors(t *testing.T) {
 	for _, format := range []string{"text", "json", "junit", "github", "sarif"} {
 		t.Run(format, func(t *testing.T) {
-			code, out, errOut := run(t, "", "validate", "--policies", "testdata/policies-faulty", "-f", "testdata/manifests/faulty.yaml",
+			code, out, errOut := run(t, "", "validate", "--builtin=false", "--policies", "testdata/policies-faulty", "-f", "testdata/manifests/faulty.yaml",
 				"--eval-timeout", "1s", "-o", format)
 			if code != ExitEvalError {
 				t.Fatalf("exit %d, want %d; stderr %s", code, ExitEvalError, errOut)
@@ -53,7 +53,7 @@ func TestValidateBoundedInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			args := append([]string{"validate", "--policies", fixturePolicies, "--max-input-bytes", "1048576"}, tt.args...)
+			args := append([]string{"validate", "--builtin=false", "--policies", fixturePolicies, "--max-input-bytes", "1048576"}, tt.args...)
 			code, out, errOut := run(t, tt.stdin, args...)
 			if code != ExitUsage || out != "" || errOut != tt.want {
 				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d, no stdout, stderr %q", code, out, errOut, ExitUsage, tt.want)
@@ -78,9 +78,9 @@ func TestValidateInterrupted(t *testing.T) {
 		wantCode int
 		wantErr  string
 	}{
-		{"SIGTERM while reading a FIFO", []string{"--policies", fixturePolicies, "-f", fifo}, syscall.SIGTERM, ExitTerminated,
+		{"SIGTERM while reading a FIFO", []string{"--builtin=false", "--policies", fixturePolicies, "-f", fifo}, syscall.SIGTERM, ExitTerminated,
 			"Error: SIGTERM: interrupted; no results written\n"},
-		{"SIGINT during a runaway evaluation", []string{"--policies", "testdata/policies-faulty", "-f", "testdata/manifests/faulty.yaml", "--eval-timeout", "10m"}, syscall.SIGINT, ExitInterrupted,
+		{"SIGINT during a runaway evaluation", []string{"--builtin=false", "--policies", "testdata/policies-faulty", "-f", "testdata/manifests/faulty.yaml", "--eval-timeout", "10m"}, syscall.SIGINT, ExitInterrupted,
 			"Error: SIGINT: interrupted; no results written\n"},
 	}
 	for _, tt := range tests {

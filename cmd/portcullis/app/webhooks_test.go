@@ -28,9 +28,9 @@ func TestWebhooksCommand(t *testing.T) {
 			args: []string{"webhooks"}, golden: "webhooks-builtin.yaml",
 		},
 		"custom policies and names": {
-			args:   []string{"webhooks", "--policies", "testdata/webhooks/services", "--webhook-config-name", "gatekeeper-like", "--validating-webhook-name", "v.example.com", "--mutating-webhook-name", "m.example.com"},
+			args:   []string{"webhooks", "--builtin=false", "--policies", "testdata/webhooks/services", "--webhook-config-name", "gatekeeper-like", "--validating-webhook-name", "v.example.com", "--mutating-webhook-name", "m.example.com"},
 			golden: "webhooks-custom.yaml",
-			wantStderr: "Warning: policy everything (everything/everything.rego:7) declares no custom.resources: " +
+			wantStderr: "Warning: policy everything (testdata/webhooks/services/everything/everything.rego:7) declares no custom.resources: " +
 				"it sees only what the other policies' rules send\n",
 		},
 		"bad name": {
