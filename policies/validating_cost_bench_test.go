@@ -60,10 +60,10 @@ func BenchmarkValidatingRego(b *testing.B) {
 	}
 }
 
-// benchReview reads a bench-load request body from testdata/bench.
+// benchReview reads a bench-load request body from webhooks/testdata/bench.
 func benchReview(b *testing.B, name string) map[string]any {
 	b.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "testdata", "bench", name+".json"))
+	raw, err := os.ReadFile(filepath.Join("..", "webhooks", "testdata", "bench", name+".json"))
 	if err != nil {
 		b.Fatal(err)
 	}

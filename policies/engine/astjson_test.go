@@ -41,7 +41,7 @@ func fromReader(t testing.TB, doc []byte) ast.Value {
 func TestParseJSONValueMatchesValueFromReader(t *testing.T) {
 	docs := append([]string(nil), jsonSeeds...)
 	for _, name := range benchBodies {
-		b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "bench", name+".json"))
+		b, err := os.ReadFile(filepath.Join("..", "..", "webhooks", "testdata", "bench", name+".json"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,7 +17,7 @@ import (
 )
 
 // benchBodies are the request bodies of `make bench-load` (written by
-// `go run ./cmd/bench-load -dump testdata/bench`).
+// `go run ./cmd/bench-load -dump webhooks/testdata/bench`).
 var benchBodies = []string{"typical-pod", "large-pod", "deployment"}
 
 func loadBuiltin(tb testing.TB) *Registry {
@@ -35,7 +35,7 @@ func loadBuiltin(tb testing.TB) *Registry {
 
 func benchRequest(tb testing.TB, name string) (*admissionv1.AdmissionRequest, []byte) {
 	tb.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "bench", name+".json"))
+	raw, err := os.ReadFile(filepath.Join("..", "..", "webhooks", "testdata", "bench", name+".json"))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func BenchmarkCombinedQuery(b *testing.B) {
 // BenchmarkParseJSON compares the direct decoder with ast.ValueFromReader.
 func BenchmarkParseJSON(b *testing.B) {
 	for _, name := range benchBodies {
-		raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "bench", name+".json"))
+		raw, err := os.ReadFile(filepath.Join("..", "..", "webhooks", "testdata", "bench", name+".json"))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -20,7 +20,7 @@ import (
 )
 
 // fixtureDir is the on-disk fixture policy set (see its README.md).
-const fixtureDir = "../../testdata/engine-policies"
+const fixtureDir = "../../webhooks/testdata/engine-policies"
 
 // fixtureSource is the fixture set with its config.yaml as defaults and
 // override (if any) merged over it, as `--config` would be.
