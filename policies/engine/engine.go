@@ -95,8 +95,9 @@ type Decision struct {
 	Allowed bool
 	// Exempt is true when the namespace is exempt and nothing was evaluated.
 	Exempt bool
-	// Violations lists every deny entry, whatever its enforcement, ordered
-	// by policy then message.
+	// Violations lists every deny entry, whatever its enforcement, then the
+	// policy's audit entries (enforcement audit), ordered by policy, each
+	// group by message.
 	Violations []Violation
 	// Warnings go back to the client as AdmissionResponse.warnings.
 	Warnings []string
