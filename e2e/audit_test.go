@@ -26,7 +26,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/yaml"
 
-	"github.com/portcullis/portcullis/audit"
+	"github.com/portcullis/portcullis/webhooks/audit"
 )
 
 // The audit tests' own policy: pods labelled e2e.portcullis.dev/audit-colour

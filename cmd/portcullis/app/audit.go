@@ -16,9 +16,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/portcullis/portcullis/audit"
 	"github.com/portcullis/portcullis/cmd/portcullis/internal/report"
 	"github.com/portcullis/portcullis/policies/engine"
+	"github.com/portcullis/portcullis/webhooks/audit"
 )
 
 // AuditOptions configure `portcullis audit`.

@@ -9,9 +9,9 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	"github.com/portcullis/portcullis/audit"
 	"github.com/portcullis/portcullis/cmd/portcullis/internal/input"
 	"github.com/portcullis/portcullis/cmd/portcullis/internal/review"
+	"github.com/portcullis/portcullis/webhooks/audit"
 )
 
 // reviewBuild returns the audit's request builder: validate's

@@ -6,7 +6,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	"github.com/portcullis/portcullis/audit"
+	"github.com/portcullis/portcullis/webhooks/audit"
 )
 
 // The audit's requests come from validate's builder, taught the cluster's

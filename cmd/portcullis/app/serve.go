@@ -25,12 +25,12 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	"github.com/portcullis/portcullis/audit"
 	"github.com/portcullis/portcullis/certs"
 	"github.com/portcullis/portcullis/policies/engine"
 	"github.com/portcullis/portcullis/registration"
 	"github.com/portcullis/portcullis/version"
 	"github.com/portcullis/portcullis/webhooks"
+	"github.com/portcullis/portcullis/webhooks/audit"
 )
 
 // Certificate modes of `portcullis serve --cert-mode`.

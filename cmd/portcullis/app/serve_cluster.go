@@ -18,8 +18,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/portcullis/portcullis/audit"
 	"github.com/portcullis/portcullis/policies/engine"
+	"github.com/portcullis/portcullis/webhooks/audit"
 )
 
 // ClusterOptions are the serve flags that read the cluster beyond the

@@ -11,11 +11,11 @@ import (
 	"github.com/spf13/pflag"
 	admissionv1 "k8s.io/api/admission/v1"
 
-	"github.com/portcullis/portcullis/audit"
 	"github.com/portcullis/portcullis/cmd/portcullis/internal/input"
 	"github.com/portcullis/portcullis/cmd/portcullis/internal/report"
 	"github.com/portcullis/portcullis/cmd/portcullis/internal/review"
 	"github.com/portcullis/portcullis/policies/engine"
+	"github.com/portcullis/portcullis/webhooks/audit"
 )
 
 // ValidateOptions configure `portcullis validate`.
