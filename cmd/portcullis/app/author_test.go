@@ -23,6 +23,7 @@ func TestTestLoadsLikeServe(t *testing.T) {
 		{"author-setting-typo.txt", []string{"test", "testdata/author/setting-typo"}},
 		{"author-config-good.txt", []string{"test", "testdata/author/config-good"}},
 		{"author-config-flag.txt", []string{"test", "--config", "testdata/author/config-good/config.yaml", "--builtin=false", "testdata/author/config-typo/svc_ports"}},
+		{"author-suite.txt", []string{"test", "--builtin=false", "testdata/author/suite"}},
 		{"author-serve-refuses.txt", []string{"validate", "--policies", "testdata/author/kind-validate", "-f", "testdata/manifests/mixed.yaml"}},
 	}
 	for _, tt := range tests {

@@ -169,7 +169,12 @@ func (o *TestOptions) Run(ctx context.Context, streams IO) error {
 	if err := rep.Report(out); err != nil {
 		return err
 	}
-	if len(results) == 0 {
+	cases, caseFailures, err := runSuites(ctx, src, reg, o.Dirs, o.Verbose, streams.Out)
+	if err != nil {
+		return usageError(err)
+	}
+	failed += caseFailures
+	if len(results) == 0 && cases == 0 {
 		return usageError(errors.New("no tests found"))
 	}
 	if failed > 0 {
