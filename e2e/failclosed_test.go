@@ -18,9 +18,12 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 )
 
@@ -28,7 +31,9 @@ import (
 // pointed at a loopback port nobody listens on (the server is down), and
 // checks what the manifests promise: user namespaces fail closed, while
 // kube-system, Portcullis' own namespace, opted-out namespaces, mirror pods
-// and kinds the webhooks do not cover are unaffected.
+// written by a kubelet and kinds the webhooks do not cover are unaffected,
+// while a user who sets the mirror annotation on a pod of their own is not
+// let through by it.
 func TestWebhooksWithoutServer(t *testing.T) {
 	ctx := context.Background()
 	user := newNamespace(t, nil)
@@ -59,6 +64,7 @@ func TestWebhooksWithoutServer(t *testing.T) {
 	deployment.Spec.Template.Name = ""
 	deployment.Spec.Template.Labels = map[string]string{"app.kubernetes.io/name": "app"}
 	dryRun := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+	kubelet := kubeletClient(t, "node-1")
 	tests := []struct {
 		name    string
 		create  func(ctx context.Context) error
@@ -87,8 +93,12 @@ func TestWebhooksWithoutServer(t *testing.T) {
 			}, dryRun)
 			return err
 		}, false},
-		{"mirror pod in a user namespace", func(ctx context.Context) error {
+		{"pod with the mirror annotation from a user", func(ctx context.Context) error {
 			_, err := cluster.Client.CoreV1().Pods(user).Create(ctx, mirror, dryRun)
+			return err
+		}, true},
+		{"mirror pod from a kubelet", func(ctx context.Context) error {
+			_, err := kubelet.CoreV1().Pods(user).Create(ctx, mirror, dryRun)
 			return err
 		}, false},
 		{"pod in kube-system", func(ctx context.Context) error {
@@ -124,6 +134,44 @@ func TestWebhooksWithoutServer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// kubeletClient returns a client acting as node's kubelet (user
+// system:node:<node>, group system:nodes), allowed by RBAC to create pods
+// (the test apiserver runs no Node authorizer).
+func kubeletClient(t *testing.T, node string) kubernetes.Interface {
+	t.Helper()
+	ctx := context.Background()
+	name := "e2e-kubelet-creates-pods"
+	role := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create"}}},
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "system:nodes"}},
+	}
+	if _, err := cluster.Client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	if _, err := cluster.Client.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cluster.Client.RbacV1().ClusterRoleBindings().Delete(context.Background(), name, metav1.DeleteOptions{})
+		_ = cluster.Client.RbacV1().ClusterRoles().Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	cfg := rest.CopyConfig(cluster.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{
+		UserName: "system:node:" + node,
+		Groups:   []string{"system:nodes", "system:authenticated"},
+	}
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // deadAddress returns a loopback address with no listener.

@@ -531,7 +531,8 @@ var (
 		Name: "not-a-mirror-pod",
 		Expression: "request.resource.group != '' || request.resource.resource != 'pods' || " +
 			"object == null || !has(object.metadata.annotations) || " +
-			"!('kubernetes.io/config.mirror' in object.metadata.annotations)",
+			"!('kubernetes.io/config.mirror' in object.metadata.annotations) || " +
+			"!has(request.userInfo.groups) || !('system:nodes' in request.userInfo.groups)",
 	}}
 	createUpdate = []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}
 	namespaced   = ptr.To(admissionregistrationv1.NamespacedScope)
