@@ -160,7 +160,10 @@ type slowConn struct {
 	sent   int
 	closed time.Duration // since the client started dialing
 	reply  string        // first line the server answered, if any
-	err    error
+	// handshakeCut: the server closed the connection during the TLS
+	// handshake, its header timeout having passed.
+	handshakeCut bool
+	err          error
 }
 
 // Slowloris: many connections that never finish their headers or body, or
@@ -194,7 +197,14 @@ func TestServerSlowloris(t *testing.T) {
 		conn := tls.Client(raw, &tls.Config{RootCAs: ts.roots, ServerName: "127.0.0.1"})
 		defer conn.Close()
 		if err := conn.Handshake(); err != nil {
-			sc.err = fmt.Errorf("handshake: %w", err)
+			// On a starved machine the handshake itself can outlast the
+			// header timeout (which bounds it too): the server cutting the
+			// connection then is the behaviour under test, not a failure.
+			sc.closed = time.Since(start)
+			if sc.closed < headerTimeout-50*time.Millisecond {
+				sc.err = fmt.Errorf("handshake: %w", err)
+			}
+			sc.handshakeCut = true
 			return sc
 		}
 		closed := make(chan string, 1)
@@ -284,6 +294,12 @@ func TestServerSlowloris(t *testing.T) {
 			continue
 		}
 		limit := limits[sc.kind]
+		if sc.handshakeCut {
+			if sc.closed > headerTimeout+3*time.Second {
+				t.Errorf("%s: handshake cut after %v, header timeout %v", sc.kind, sc.closed, headerTimeout)
+			}
+			continue
+		}
 		if sc.closed < limit-50*time.Millisecond || sc.closed > limit+3*time.Second {
 			t.Errorf("%s: closed after %v (sent %d bytes slowly), timeout %v", sc.kind, sc.closed, sc.sent, limit)
 		}
