@@ -125,10 +125,11 @@ func pathString(path []any) string {
 // applyEdits applies edits to obj in order and reports whether anything changed.
 func applyEdits(obj map[string]any, edits []edit) (bool, error) {
 	changed := false
-	for _, e := range edits {
+	for i, e := range edits {
 		c, err := applyEdit(obj, e)
 		if err != nil {
-			return changed, fmt.Errorf("%w: %s %s: %w", errEdit, e.op, pathString(e.path), err)
+			// The index is the edit's place in the applied (sorted) order.
+			return changed, fmt.Errorf("%w: edit %d (%s %s): %w", errEdit, i, e.op, pathString(e.path), err)
 		}
 		changed = changed || c
 	}

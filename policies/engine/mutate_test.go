@@ -267,59 +267,59 @@ func TestApplyEditsErrors(t *testing.T) {
 	tests := map[string]struct{ edits, want string }{
 		"step through a scalar": {
 			edits: `[{"op": "set", "path": ["metadata", "name", "x"], "value": 1}]`,
-			want:  `invalid edit: set /metadata/name/x: cannot walk into string`,
+			want:  `invalid edit: edit 0 (set /metadata/name/x): cannot walk into string`,
 		},
 		"selector matching nothing": {
 			edits: `[{"op": "set", "path": ["spec", "containers", {"name": "nope"}, "image"], "value": "x"}]`,
-			want:  `invalid edit: set /spec/containers/[name=nope]/image: no element named "nope"`,
+			want:  `invalid edit: edit 0 (set /spec/containers/[name=nope]/image): no element named "nope"`,
 		},
 		"selector as the last step matching nothing": {
 			edits: `[{"op": "merge", "path": ["spec", "containers", {"name": "nope"}], "value": {"a": 1}}]`,
-			want:  `invalid edit: merge /spec/containers/[name=nope]: no element named "nope"`,
+			want:  `invalid edit: edit 0 (merge /spec/containers/[name=nope]): no element named "nope"`,
 		},
 		"selector on an absent array": {
 			edits: `[{"op": "default", "path": ["spec", "initContainers", {"name": "app"}, "image"], "value": "x"}]`,
-			want:  `invalid edit: default /spec/initContainers/[name=app]/image: "initContainers" is missing: cannot select {app} in it`,
+			want:  `invalid edit: edit 0 (default /spec/initContainers/[name=app]/image): "initContainers" is missing: cannot select {app} in it`,
 		},
 		"index on an absent array": {
 			edits: `[{"op": "set", "path": ["spec", "volumes", 0, "name"], "value": "x"}]`,
-			want:  `invalid edit: set /spec/volumes/0/name: "volumes" is missing: cannot select 0 in it`,
+			want:  `invalid edit: edit 0 (set /spec/volumes/0/name): "volumes" is missing: cannot select 0 in it`,
 		},
 		"index out of range": {
 			edits: `[{"op": "set", "path": ["spec", "containers", 3, "image"], "value": "x"}]`,
-			want:  `invalid edit: set /spec/containers/3/image: index 3 out of range (length 1)`,
+			want:  `invalid edit: edit 0 (set /spec/containers/3/image): index 3 out of range (length 1)`,
 		},
 		"selector on an object": {
 			edits: `[{"op": "set", "path": ["spec", {"name": "app"}, "image"], "value": "x"}]`,
-			want:  `invalid edit: set /spec/[name=app]/image: cannot index an object with {app}`,
+			want:  `invalid edit: edit 0 (set /spec/[name=app]/image): cannot index an object with {app}`,
 		},
 		"index on an object": {
 			edits: `[{"op": "set", "path": ["metadata", 0], "value": "x"}]`,
-			want:  `invalid edit: set /metadata/0: cannot index an object with 0`,
+			want:  `invalid edit: edit 0 (set /metadata/0): cannot index an object with 0`,
 		},
 		"key on an array": {
 			edits: `[{"op": "set", "path": ["spec", "containers", "app", "image"], "value": "x"}]`,
-			want:  `invalid edit: set /spec/containers/app/image: cannot index an array with "app"`,
+			want:  `invalid edit: edit 0 (set /spec/containers/app/image): cannot index an array with "app"`,
 		},
 		"append to an object": {
 			edits: `[{"op": "append", "path": ["metadata"], "value": [1]}]`,
-			want:  `invalid edit: append /metadata: cannot append to map[string]interface {}`,
+			want:  `invalid edit: edit 0 (append /metadata): cannot append to map[string]interface {}`,
 		},
 		"prepend to a string": {
 			edits: `[{"op": "prepend", "path": ["metadata", "name"], "value": [1]}]`,
-			want:  `invalid edit: prepend /metadata/name: cannot prepend to string`,
+			want:  `invalid edit: edit 0 (prepend /metadata/name): cannot prepend to string`,
 		},
 		"append under an array index": {
 			edits: `[{"op": "append", "path": ["spec", "containers", 0], "value": [1]}]`,
-			want:  `invalid edit: append /spec/containers/0: append needs an array under an object key`,
+			want:  `invalid edit: edit 0 (append /spec/containers/0): append needs an array under an object key`,
 		},
 		"merge into a scalar": {
 			edits: `[{"op": "merge", "path": ["metadata", "name"], "value": {"a": 1}}]`,
-			want:  `invalid edit: merge /metadata/name: cannot merge an object into string`,
+			want:  `invalid edit: edit 0 (merge /metadata/name): cannot merge an object into string`,
 		},
 		"remove an array element": {
 			edits: `[{"op": "remove", "path": ["spec", "containers", {"name": "app"}]}]`,
-			want:  `invalid edit: remove /spec/containers/[name=app]: removing array elements is not supported; remove the array's key or set it`,
+			want:  `invalid edit: edit 0 (remove /spec/containers/[name=app]): removing array elements is not supported; remove the array's key or set it`,
 		},
 	}
 	for name, tc := range tests {
@@ -425,7 +425,7 @@ mutate contains {"op": "set", "path": ["spec", "containers", {"name": "nope"}, "
 			if len(dec.Errors) != 1 || dec.Errors[0].FailureMode != tc.mode || dec.Errors[0].TimedOut {
 				t.Fatalf("errors = %+v", dec.Errors)
 			}
-			const wantErr = `invalid edit: set /spec/containers/[name=nope]/image: no element named "nope"`
+			const wantErr = `invalid edit: edit 1 (set /spec/containers/[name=nope]/image): no element named "nope"`
 			if got := dec.Errors[0].Err.Error(); got != wantErr {
 				t.Errorf("error = %q, want %q", got, wantErr)
 			}
