@@ -24,6 +24,7 @@ func TestTestLoadsLikeServe(t *testing.T) {
 		{"author-config-good.txt", []string{"test", "testdata/author/config-good"}},
 		{"author-config-flag.txt", []string{"test", "--config", "testdata/author/config-good/config.yaml", "--builtin=false", "testdata/author/config-typo/svc_ports"}},
 		{"author-suite.txt", []string{"test", "--builtin=false", "testdata/author/suite"}},
+		{"author-coverage.txt", []string{"test", "--coverage", "--coverage-min", "90", "testdata/author/config-good"}},
 		{"author-serve-refuses.txt", []string{"validate", "--policies", "testdata/author/kind-validate", "-f", "testdata/manifests/mixed.yaml"}},
 	}
 	for _, tt := range tests {

@@ -4,10 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/cover"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
 	"github.com/spf13/cobra"
@@ -28,6 +34,12 @@ type TestOptions struct {
 	Verbose bool
 	Filter  string
 	Timeout time.Duration
+	// Coverage prints the unit tests' per-file line coverage of the
+	// policies (OPA's cover package), and the lines not covered.
+	Coverage bool
+	// CoverageMin fails the run (exit 1) when the overall coverage is
+	// below this percentage; it implies Coverage.
+	CoverageMin float64
 }
 
 // AddFlags registers the test flags.
@@ -36,6 +48,8 @@ func (o *TestOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "print every test")
 	fs.StringVarP(&o.Filter, "run", "r", "", "run only tests whose name contains this")
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Second, "timeout for each test")
+	fs.BoolVar(&o.Coverage, "coverage", false, "print the Rego unit tests' line coverage of each policy file, and the lines not covered")
+	fs.Float64Var(&o.CoverageMin, "coverage-min", 0, "fail (exit 1) when the overall coverage is below this percentage (implies --coverage)")
 }
 
 // Validate checks the directories.
@@ -148,6 +162,11 @@ func (o *TestOptions) Run(ctx context.Context, streams IO) error {
 	if o.Filter != "" {
 		runner = runner.Filter(o.Filter)
 	}
+	var cov *cover.Cover
+	if o.Coverage || o.CoverageMin > 0 {
+		cov = cover.New()
+		runner = runner.SetCoverageQueryTracer(cov)
+	}
 	ch, err := runner.RunTests(ctx, txn)
 	if err != nil {
 		return usageError(fmt.Errorf("run tests: %w", err))
@@ -169,6 +188,11 @@ func (o *TestOptions) Run(ctx context.Context, streams IO) error {
 	if err := rep.Report(out); err != nil {
 		return err
 	}
+	if cov != nil {
+		if !coverageReport(cov, modules, o.Dirs, o.CoverageMin, streams.Out) {
+			failed++
+		}
+	}
 	cases, caseFailures, err := runSuites(ctx, src, reg, o.Dirs, o.Verbose, streams.Out)
 	if err != nil {
 		return usageError(err)
@@ -181,4 +205,63 @@ func (o *TestOptions) Run(ctx context.Context, streams IO) error {
 		return &exitError{code: ExitDenied}
 	}
 	return nil
+}
+
+// coverageReport prints per-file line coverage of the policy modules (test
+// files left out) and the ranges not covered; it reports whether the
+// overall coverage meets min.
+func coverageReport(cov *cover.Cover, modules map[string]*ast.Module, dirs []string, min float64, w io.Writer) bool {
+	policiesOnly := map[string]*ast.Module{}
+	for name, m := range modules {
+		if strings.HasSuffix(name, "_test.rego") {
+			continue
+		}
+		under := len(dirs) == 0 // the built-in policies' own run
+		for _, d := range dirs {
+			under = under || strings.HasPrefix(name, filepath.ToSlash(filepath.Clean(d))+"/")
+		}
+		if under {
+			policiesOnly[name] = m
+		}
+	}
+	rep := cov.Report(policiesOnly)
+	names := make([]string, 0, len(rep.Files))
+	for name := range rep.Files {
+		if policiesOnly[name] != nil { // the report also lists traced test and lib files
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	fmt.Fprintln(w, "COVERAGE:")
+	covered, total := 0, 0
+	for _, name := range names {
+		f := rep.Files[name]
+		covered, total = covered+f.CoveredLines, total+f.CoveredLines+f.NotCoveredLines
+		fmt.Fprintf(w, "  %6.2f%%  %s (%d/%d lines)\n", f.Coverage, name, f.CoveredLines, f.CoveredLines+f.NotCoveredLines)
+		var rows []string
+		seen := map[string]bool{}
+		for _, r := range f.NotCovered {
+			row := strconv.Itoa(r.Start.Row)
+			if r.End.Row != r.Start.Row {
+				row += "-" + strconv.Itoa(r.End.Row)
+			}
+			if !seen[row] {
+				seen[row] = true
+				rows = append(rows, row)
+			}
+		}
+		if len(rows) > 0 {
+			fmt.Fprintf(w, "           not covered: lines %s\n", strings.Join(rows, ", "))
+		}
+	}
+	pct := 100.0
+	if total > 0 {
+		pct = 100 * float64(covered) / float64(total)
+	}
+	fmt.Fprintf(w, "  %6.2f%%  total (%d/%d lines)\n", pct, covered, total)
+	if min > 0 && pct < min {
+		fmt.Fprintf(w, "coverage %.2f%% is below --coverage-min %.2f%%\n", pct, min)
+		return false
+	}
+	return true
 }
