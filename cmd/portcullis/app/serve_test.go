@@ -120,6 +120,7 @@ func TestServeSelfSigned(t *testing.T) {
 	select {
 	case srv = <-started:
 	case err := <-done:
+		done <- err // for the deferred wait, which would block forever otherwise
 		t.Fatalf("Run returned early: %v", err)
 	case <-time.After(60 * time.Second):
 		t.Fatal("server did not start")
