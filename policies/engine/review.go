@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -138,4 +139,36 @@ func decodeObject(raw []byte) (map[string]any, error) {
 		return nil, fmt.Errorf("%w: object is not a JSON object: %w", ErrBadRequest, err)
 	}
 	return obj, nil
+}
+
+// Input returns the input document the phase's first policy receives for
+// req, as JSON: the AdmissionReview Evaluate builds (input.namespace
+// included when a NamespaceLabeler is set), from the same code. It is for
+// showing authors what their policies see (validate --show-input); later
+// mutating policies of a request see the object as the earlier ones left it.
+func (e *Engine) Input(ctx context.Context, req *admissionv1.AdmissionRequest) (json.RawMessage, error) {
+	if req == nil {
+		return nil, fmt.Errorf("%w: no request", ErrBadRequest)
+	}
+	small, err := smallRequestJSON(req)
+	if err != nil {
+		return nil, err
+	}
+	nsJSON, err := e.namespaceJSON(ctx, req.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	v, err := toInputFrom(req, small, nsJSON)
+	if err != nil {
+		return nil, err
+	}
+	native, err := ast.JSON(v)
+	if err != nil {
+		return nil, fmt.Errorf("convert input: %w", err)
+	}
+	b, err := json.Marshal(native)
+	if err != nil {
+		return nil, fmt.Errorf("encode input: %w", err)
+	}
+	return b, nil
 }

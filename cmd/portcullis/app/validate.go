@@ -44,6 +44,8 @@ type ValidateOptions struct {
 	Quiet      bool
 	ShowPatch  bool
 	FailOnWarn bool
+	// ShowInput prints the policies' input documents instead of the report.
+	ShowInput bool
 }
 
 // NewValidateOptions returns the defaults.
@@ -81,6 +83,7 @@ func (o *ValidateOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVarP(&o.Quiet, "quiet", "q", false, "text: print only objects with failures or warnings, and the summary")
 	fs.BoolVar(&o.ShowPatch, "show-patch", false, "include the JSON patch the server would return (json) or its operations (text)")
 	fs.BoolVar(&o.FailOnWarn, "fail-on-warn", false, "exit 1 when any object has warnings")
+	fs.BoolVar(&o.ShowInput, "show-input", false, "print, as JSON instead of the report, the input document the policies receive for each object and data.portcullis.config")
 }
 
 // Validate checks the flags.
@@ -177,7 +180,7 @@ func (o *ValidateOptions) Run(ctx context.Context, streams IO) error {
 		labels, _ := audit.ParseNamespaceLabels(o.NamespaceLabels)
 		engOpts = append(engOpts, engine.WithNamespaceLabels(&audit.StaticLabels{Labels: labels}))
 	}
-	r, err := o.decideAll(ctx, engine.New(reg, nil, engOpts...), b, in)
+	r, inputs, err := o.decideAll(ctx, engine.New(reg, nil, engOpts...), b, in)
 	if err != nil {
 		return err
 	}
@@ -193,6 +196,12 @@ func (o *ValidateOptions) Run(ctx context.Context, streams IO) error {
 			Err: fmt.Errorf("--old: %s matches no object of the input", b.Key(u))}))
 	}
 	r.Summarize()
+	if o.ShowInput {
+		if err := writeInputs(streams.Out, reg.Config(), inputs, r.Problems); err != nil {
+			return err
+		}
+		return o.exit(r.Summary)
+	}
 	if err := report.Write(streams.Out, r, report.Options{Format: o.Output, Quiet: o.Quiet, ShowPatch: o.ShowPatch, FailOnWarn: o.FailOnWarn}); err != nil {
 		return err
 	}
@@ -241,8 +250,9 @@ func (o *ValidateOptions) builder(in, old *input.Input) (*review.Builder, error)
 // decideAll runs every object through the webhooks' decision path. An
 // object that cannot become a request (an UPDATE without its old object)
 // is an input problem.
-func (o *ValidateOptions) decideAll(ctx context.Context, eng *engine.Engine, b *review.Builder, in *input.Input) (*report.Report, error) {
+func (o *ValidateOptions) decideAll(ctx context.Context, eng *engine.Engine, b *review.Builder, in *input.Input) (*report.Report, []objectInput, error) {
 	r := &report.Report{Results: []report.Result{}}
+	var inputs []objectInput
 	opts := review.Options{NoMutate: o.NoMutate, Policies: o.Policies, Timeout: o.EvalTimeout}
 	var crds *input.CRDSchemas
 	if o.Schema {
@@ -256,7 +266,7 @@ func (o *ValidateOptions) decideAll(ctx context.Context, eng *engine.Engine, b *
 		}
 		out, err := review.Decide(ctx, eng, req, opts)
 		if ctx.Err() != nil {
-			return nil, errInterrupted
+			return nil, nil, errInterrupted
 		}
 		if err != nil {
 			r.Problems = append(r.Problems, problem(input.Problem{Position: obj.Position, Err: err}))
@@ -273,8 +283,15 @@ func (o *ValidateOptions) decideAll(ctx context.Context, eng *engine.Engine, b *
 		}
 		res.Decision(out.Mutate, out.Validate)
 		r.Results = append(r.Results, res)
+		if o.ShowInput {
+			oi, err := showInput(ctx, eng, res, out)
+			if err != nil {
+				return nil, nil, err
+			}
+			inputs = append(inputs, oi)
+		}
 	}
-	return r, nil
+	return r, inputs, nil
 }
 
 func problem(p input.Problem) report.Problem {

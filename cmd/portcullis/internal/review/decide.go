@@ -25,6 +25,10 @@ type Outcome struct {
 	// Mutate is the mutating webhook's decision (nil with NoMutate), and
 	// Validate the validating webhook's, on the mutated object.
 	Mutate, Validate *engine.Decision
+	// MutateRequest and ValidateRequest are the requests the webhooks
+	// were sent: ValidateRequest carries the object as mutated
+	// (MutateRequest is nil with NoMutate).
+	MutateRequest, ValidateRequest *admissionv1.AdmissionRequest
 }
 
 // Decide runs req the way the apiserver would: the mutating webhook, then
@@ -40,7 +44,7 @@ func Decide(ctx context.Context, eng *engine.Engine, req *admissionv1.AdmissionR
 		if err != nil {
 			return nil, err
 		}
-		out.Mutate = mut
+		out.Mutate, out.MutateRequest = mut, req
 		if mut.Object != nil {
 			r := *req
 			r.Object.Raw = mut.Object
@@ -51,7 +55,7 @@ func Decide(ctx context.Context, eng *engine.Engine, req *admissionv1.AdmissionR
 	if err != nil {
 		return nil, err
 	}
-	out.Validate = val
+	out.Validate, out.ValidateRequest = val, req
 	return out, nil
 }
 
