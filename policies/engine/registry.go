@@ -137,6 +137,9 @@ type Source struct {
 	Configs [][]byte
 	// ConfigFiles are named documents merged last (--config).
 	ConfigFiles []ConfigFile
+	// Print, when set, receives the output of Rego print() calls (see
+	// PrintFunc). When nil, print calls are compiled out and cost nothing.
+	Print PrintFunc
 }
 
 // Policies returns the loaded policies sorted by ID.
@@ -176,7 +179,10 @@ func Load(ctx context.Context, src Source) (*Registry, error) {
 	if err := sandbox.Check(modules); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrLoad, err)
 	}
-	compiler := ast.NewCompiler().WithEnablePrintStatements(false).
+	// Print is enabled only when some module calls print(): otherwise the
+	// policies keep their combined queries (see policySet).
+	printing := src.Print != nil && callsPrint(modules)
+	compiler := ast.NewCompiler().WithEnablePrintStatements(printing).
 		WithCapabilities(sandbox.Capabilities()).
 		WithBuiltins(map[string]*ast.Builtin{progressBuiltin: {Name: progressBuiltin, Decl: progressDecl.Decl}})
 	compiler.Compile(modules)
@@ -199,19 +205,26 @@ func Load(ctx context.Context, src Source) (*Registry, error) {
 	}, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
 
 	reg := &Registry{byID: map[string]*Policy{}, config: cfg, exempt: st.exemptNamespaces, compiler: compiler, store: store, Notices: notices}
+	// print() output is tagged with the policy evaluated: each policy runs
+	// in its own query with its own hook, never in a combined one.
+	reg.oneByOne = printing
 	for _, p := range policies {
 		reg.Warnings = append(reg.Warnings, p.resourceWarnings()...)
 		if !p.enabled(st.policies[p.ID]) {
 			continue
 		}
 		q := p.queryString()
-		pq, err := rego.New(
+		opts := []func(*rego.Rego){
 			rego.Query(q),
 			rego.Compiler(compiler),
 			rego.Store(store),
 			rego.StoreReadAST(true),
 			rego.StrictBuiltinErrors(true), // a built-in error is a policy error, never an undefined rule that admits
-		).PrepareForEval(ctx)
+		}
+		if printing {
+			opts = append(opts, rego.EnablePrintStatements(true), rego.PrintHook(policyPrinter{id: p.ID, fn: src.Print}))
+		}
+		pq, err := rego.New(opts...).PrepareForEval(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("%w: prepare policy %q (%s:%d): %w", ErrLoad, p.ID, p.File, p.Row, err)
 		}

@@ -20,7 +20,7 @@ import (
 // net.lookup_ip_addr, opa.runtime (the environment) and json.match_schema /
 // json.verify_schema (which fetch remote $ref schemas), and any such
 // built-in a later OPA adds. OPA has no file built-ins; print is compiled
-// out. The allowed clock and random built-ins make decisions uncacheable
+// out unless Source.Print is set, and then writes only to that hook. The allowed clock and random built-ins make decisions uncacheable
 // (see deterministic).
 
 // clockAndRandom are the non-deterministic built-ins that reach nothing

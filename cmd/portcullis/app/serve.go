@@ -291,6 +291,20 @@ func NewLogger(level, format string, out zapcore.WriteSyncer) (*zap.Logger, erro
 	return log, nil
 }
 
+// debugPrinter sends the policies' print() output to log at debug level,
+// tagged with the policy and the call's file:line; it is nil (print
+// compiled out, nothing spent on it) when log is above debug: print output
+// can quote the objects under review, so it goes to the debug log only,
+// never into a response.
+func debugPrinter(log *zap.Logger) engine.PrintFunc {
+	if !log.Core().Enabled(zapcore.DebugLevel) {
+		return nil
+	}
+	return func(policy, location, message string) {
+		log.Debug("policy print", zap.String("policy", policy), zap.String("location", location), zap.String("output", message))
+	}
+}
+
 // Run is the composition root: it builds the logger, metrics, registry,
 // engine, reloader, certificates and server, and serves until ctx is done.
 // Policies that do not load stop it here: never serve allow-all.
@@ -326,6 +340,7 @@ func (o *ServeOptions) Run(ctx context.Context, streams IO) error {
 		return fmt.Errorf("register build info: %w", err)
 	}
 	log.Info("starting", zap.String("version", version.Get().Version), zap.String("commit", version.Get().Commit))
+	o.Source.Print = debugPrinter(log)
 	reg, err := o.Source.Load(ctx)
 	if err != nil {
 		return usageError(err)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing/fstest"
 
 	"github.com/spf13/pflag"
@@ -30,6 +32,9 @@ type PolicySourceOptions struct {
 	PoliciesDirs []string
 	// ConfigFile is merged over the defaults when set.
 	ConfigFile string
+	// Print, set by the command (not a flag), receives the policies'
+	// print() output (engine.Source.Print); nil compiles print out.
+	Print engine.PrintFunc
 }
 
 // AddFlags registers --builtin, --policies and --config.
@@ -72,7 +77,7 @@ func (o *PolicySourceOptions) Source() (engine.Source, error) {
 	if err != nil {
 		return engine.Source{}, fmt.Errorf("read embedded defaults: %w", err)
 	}
-	var src engine.Source
+	src := engine.Source{Print: o.Print}
 	if o.NoBuiltin {
 		engineDefaults, err := withoutPolicies(defaults)
 		if err != nil {
@@ -102,6 +107,17 @@ func (o *PolicySourceOptions) Source() (engine.Source, error) {
 		src.ConfigFiles = append(src.ConfigFiles, engine.ConfigFile{Name: o.ConfigFile, Data: b})
 	}
 	return src, nil
+}
+
+// stderrPrinter is the CLI's engine.PrintFunc: each print() line goes to
+// w as "print: POLICY FILE:LINE: TEXT".
+func stderrPrinter(w io.Writer) engine.PrintFunc {
+	var mu sync.Mutex
+	return func(policy, location, message string) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(w, "print: %s %s: %s\n", policy, location, message)
+	}
 }
 
 // withoutPolicies returns the YAML document without its policies key.

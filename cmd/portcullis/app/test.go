@@ -117,6 +117,9 @@ func (o *TestOptions) testSource() (engine.Source, func(int) bool, error) {
 // Run loads the policies as the server does, then runs the tests and
 // reports them like opa test.
 func (o *TestOptions) Run(ctx context.Context, streams IO) error {
+	// The suites' print() output; the Rego unit tests' is OPA's (shown
+	// with a failed test, or with -v).
+	o.Source.Print = stderrPrinter(streams.Err)
 	src, tests, err := o.testSource()
 	if err != nil {
 		return usageError(err)

@@ -155,6 +155,7 @@ var errInterrupted = errors.New("interrupted; no results written")
 // Run reads the manifests, decides each, writes the report and returns an
 // exitError for denials (1), input errors (2) or evaluation errors (3).
 func (o *ValidateOptions) Run(ctx context.Context, streams IO) error {
+	o.Source.Print = stderrPrinter(streams.Err)
 	reg, err := o.Source.Load(ctx)
 	if ctx.Err() != nil {
 		return errInterrupted
