@@ -5,14 +5,14 @@
 FROM --platform=$BUILDPLATFORM golang:1.26 AS build
 ARG TARGETOS TARGETARCH
 # Stamped into the binary (`portcullis version`, portcullis_build_info); the
-# Makefile passes them from VERSION and git.
+# Makefile passes them from cmd/portcullis/VERSION and git.
 ARG VERSION=devel COMMIT=unknown BUILD_DATE=unknown
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath \
-    -ldflags="-s -w -X github.com/portcullis/portcullis/version.version=${VERSION} -X github.com/portcullis/portcullis/version.commit=${COMMIT} -X github.com/portcullis/portcullis/version.date=${BUILD_DATE}" \
+    -ldflags="-s -w -X github.com/portcullis/portcullis/cmd/portcullis/internal/version.version=${VERSION} -X github.com/portcullis/portcullis/cmd/portcullis/internal/version.commit=${COMMIT} -X github.com/portcullis/portcullis/cmd/portcullis/internal/version.date=${BUILD_DATE}" \
     -o /out/portcullis ./cmd/portcullis
 
 FROM gcr.io/distroless/static-debian12:nonroot

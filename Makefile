@@ -2,13 +2,13 @@
 SHELL := /bin/bash
 GO ?= go
 BIN ?= bin/portcullis
-# The release version lives in VERSION alone; the manifests' image tag, the
+# The release version lives in cmd/portcullis/VERSION alone; the manifests' image tag, the
 # chart's appVersion and the README are checked against it (manifests/version_test.go).
-VERSION ?= $(shell cat VERSION)
+VERSION ?= $(shell cat cmd/portcullis/VERSION)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 # The commit's time, not the wall clock: the same commit builds the same binary.
 BUILD_DATE ?= $(shell git log -1 --format=%cI 2>/dev/null || echo unknown)
-VERSION_PKG := github.com/portcullis/portcullis/version
+VERSION_PKG := github.com/portcullis/portcullis/cmd/portcullis/internal/version
 LDFLAGS := -s -w -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).commit=$(COMMIT) -X $(VERSION_PKG).date=$(BUILD_DATE)
 IMAGE_REPO ?= ghcr.io/portcullis/portcullis
 IMAGE ?= $(IMAGE_REPO):$(VERSION)
@@ -24,7 +24,7 @@ BENCHCOUNT ?= 5
 help: ## Show this help
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
-build: ## Build bin/portcullis (CGO off, static, version stamped from VERSION and git)
+build: ## Build bin/portcullis (CGO off, static, version stamped from cmd/portcullis/VERSION and git)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/portcullis
 
 release: ## Versioned static binaries for RELEASE_PLATFORMS in dist/, with dist/SHA256SUMS

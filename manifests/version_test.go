@@ -10,11 +10,11 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// releaseVersion is the one place the release version is written: VERSION at
-// the repository root, which the Makefile stamps into binaries and images.
+// releaseVersion is the one place the release version is written:
+// cmd/portcullis/VERSION, which the Makefile stamps into binaries and images.
 func releaseVersion(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile("../VERSION")
+	b, err := os.ReadFile("../cmd/portcullis/VERSION")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/portcullis/portcullis/version"
+	"github.com/portcullis/portcullis/cmd/portcullis/internal/version"
 )
 
 // Exit codes shared by every command.

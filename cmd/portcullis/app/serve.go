@@ -26,11 +26,11 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/portcullis/portcullis/certs"
+	"github.com/portcullis/portcullis/cmd/portcullis/internal/version"
 	"github.com/portcullis/portcullis/policies/engine"
-	"github.com/portcullis/portcullis/registration"
-	"github.com/portcullis/portcullis/version"
 	"github.com/portcullis/portcullis/webhooks"
 	"github.com/portcullis/portcullis/webhooks/audit"
+	"github.com/portcullis/portcullis/webhooks/registration"
 )
 
 // Certificate modes of `portcullis serve --cert-mode`.

@@ -18,7 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/portcullis/portcullis/version"
+	"github.com/portcullis/portcullis/cmd/portcullis/internal/version"
 	"github.com/portcullis/portcullis/webhooks"
 )
 

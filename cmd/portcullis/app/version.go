@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/portcullis/portcullis/version"
+	"github.com/portcullis/portcullis/cmd/portcullis/internal/version"
 )
 
 // VersionOptions configure `portcullis version`.

@@ -5,7 +5,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/portcullis/portcullis/version"
+	"github.com/portcullis/portcullis/cmd/portcullis/internal/version"
 )
 
 func TestVersionCommand(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 
-	"github.com/portcullis/portcullis/registration"
+	"github.com/portcullis/portcullis/webhooks/registration"
 )
 
 // WebhooksOptions configure `portcullis webhooks`.

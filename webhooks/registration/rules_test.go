@@ -77,7 +77,7 @@ func TestBuiltinRulesMatchManifests(t *testing.T) {
 	got := NewResolver(nil).Derive(reg.Policies())
 	equal(t, "warnings", got.Warnings, []string(nil))
 
-	raw, err := os.ReadFile("../manifests/base/webhooks.yaml")
+	raw, err := os.ReadFile("../../manifests/base/webhooks.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
