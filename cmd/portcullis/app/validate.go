@@ -46,6 +46,9 @@ type ValidateOptions struct {
 	FailOnWarn bool
 	// ShowInput prints the policies' input documents instead of the report.
 	ShowInput bool
+	// Explain is "" (off), "rules" (the rule bodies that fired) or "full"
+	// (also OPA's trace of each policy that fired, to stderr).
+	Explain string
 }
 
 // NewValidateOptions returns the defaults.
@@ -83,6 +86,8 @@ func (o *ValidateOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVarP(&o.Quiet, "quiet", "q", false, "text: print only objects with failures or warnings, and the summary")
 	fs.BoolVar(&o.ShowPatch, "show-patch", false, "include the JSON patch the server would return (json) or its operations (text)")
 	fs.BoolVar(&o.FailOnWarn, "fail-on-warn", false, "exit 1 when any object has warnings")
+	fs.StringVar(&o.Explain, "explain", "", "for each violation and warning, the rule, file and line that produced it (--explain); --explain=full also writes OPA's trace of that policy to stderr")
+	fs.Lookup("explain").NoOptDefVal = explainRules
 	fs.BoolVar(&o.ShowInput, "show-input", false, "print, as JSON instead of the report, the input document the policies receive for each object and data.portcullis.config")
 }
 
@@ -113,6 +118,9 @@ func (o *ValidateOptions) Validate() error {
 	}
 	if _, err := audit.ParseNamespaceLabels(o.NamespaceLabels); err != nil {
 		return err
+	}
+	if o.Explain != "" && o.Explain != explainRules && o.Explain != explainFull {
+		return fmt.Errorf("--explain=%q: must be %s or %s", o.Explain, explainRules, explainFull)
 	}
 	if o.EvalTimeout <= 0 {
 		return errors.New("--eval-timeout must be positive")
@@ -181,7 +189,7 @@ func (o *ValidateOptions) Run(ctx context.Context, streams IO) error {
 		labels, _ := audit.ParseNamespaceLabels(o.NamespaceLabels)
 		engOpts = append(engOpts, engine.WithNamespaceLabels(&audit.StaticLabels{Labels: labels}))
 	}
-	r, inputs, err := o.decideAll(ctx, engine.New(reg, nil, engOpts...), b, in)
+	r, inputs, err := o.decideAll(ctx, engine.New(reg, nil, engOpts...), b, in, streams)
 	if err != nil {
 		return err
 	}
@@ -251,7 +259,7 @@ func (o *ValidateOptions) builder(in, old *input.Input) (*review.Builder, error)
 // decideAll runs every object through the webhooks' decision path. An
 // object that cannot become a request (an UPDATE without its old object)
 // is an input problem.
-func (o *ValidateOptions) decideAll(ctx context.Context, eng *engine.Engine, b *review.Builder, in *input.Input) (*report.Report, []objectInput, error) {
+func (o *ValidateOptions) decideAll(ctx context.Context, eng *engine.Engine, b *review.Builder, in *input.Input, streams IO) (*report.Report, []objectInput, error) {
 	r := &report.Report{Results: []report.Result{}}
 	var inputs []objectInput
 	opts := review.Options{NoMutate: o.NoMutate, Policies: o.Policies, Timeout: o.EvalTimeout}
@@ -283,6 +291,11 @@ func (o *ValidateOptions) decideAll(ctx context.Context, eng *engine.Engine, b *
 			res.Schema = obj.CheckSchema(crds).Errors
 		}
 		res.Decision(out.Mutate, out.Validate)
+		if o.Explain != "" {
+			if res.Explain, err = o.explain(ctx, eng, res, out, streams); err != nil {
+				return nil, nil, err
+			}
+		}
 		r.Results = append(r.Results, res)
 		if o.ShowInput {
 			oi, err := showInput(ctx, eng, res, out)

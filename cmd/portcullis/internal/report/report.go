@@ -63,11 +63,24 @@ type Result struct {
 	Warnings []string `json:"warnings"`
 	// Errors are the policies that could not be evaluated.
 	Errors []EvalError `json:"errors,omitempty"`
+	// Explain lists the deny and warn rule bodies that fired (validate
+	// --explain); nil otherwise.
+	Explain []Explanation `json:"explain,omitempty"`
 	// Patch is the mutating webhook's JSON patch (shown with --show-patch).
 	Patch []jsonpatch.Operation `json:"patch,omitempty"`
 
 	// Original is the object as read, for -o yaml.
 	Original *Original `json:"-"`
+}
+
+// Explanation is one deny or warn rule body that fired: the policy, the
+// rule, where it is and the message it produced.
+type Explanation struct {
+	Policy  string `json:"policy"`
+	Rule    string `json:"rule"`
+	File    string `json:"file"`
+	Line    int    `json:"line"`
+	Message string `json:"message"`
 }
 
 // Original is an object as the user wrote it.

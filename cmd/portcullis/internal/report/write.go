@@ -131,6 +131,9 @@ func writeText(w io.Writer, r *Report, o Options) error {
 		for _, l := range res.lines(o.ShowPatch) {
 			fmt.Fprintf(&b, "  %s\n", l)
 		}
+		for _, e := range res.Explain {
+			fmt.Fprintf(&b, "  explain [%s] %s at %s:%d: %s\n", e.Policy, e.Rule, e.File, e.Line, e.Message)
+		}
 	}
 	// Input problems come after all results.
 	for _, p := range r.Problems {
