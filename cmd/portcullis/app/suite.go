@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/yaml"
@@ -81,6 +82,7 @@ type SuiteMessage struct {
 type suiteResult struct {
 	Suite, Case string
 	Failures    []string
+	Duration    time.Duration
 }
 
 // findSuites returns the *_suite.yaml files under each dir.
@@ -157,7 +159,9 @@ func (r *suiteRunner) runSuite(ctx context.Context, path string) ([]suiteResult,
 			name = fmt.Sprintf("case %d", i)
 		}
 		res := suiteResult{Suite: path, Case: name}
+		start := time.Now()
 		fails, err := r.runCase(ctx, path, name, s.Policies, c)
+		res.Duration = time.Since(start)
 		if err != nil {
 			fails = append(fails, err.Error())
 		}
@@ -353,34 +357,43 @@ func indent(s string) string {
 	return buf.String()
 }
 
-// runSuites runs every suite under dirs and prints one line per case
-// (failures with their reasons); it returns the number of failed cases.
-func runSuites(ctx context.Context, src engine.Source, reg *engine.Registry, dirs []string, verbose bool, w io.Writer) (total, failed int, err error) {
+// runSuites runs every suite under dirs and returns one result per case.
+func runSuites(ctx context.Context, src engine.Source, reg *engine.Registry, dirs []string) ([]suiteResult, error) {
 	paths, err := findSuites(dirs)
 	if err != nil || len(paths) == 0 {
-		return 0, 0, err
+		return nil, err
 	}
 	r := &suiteRunner{src: src, base: engine.New(reg, nil), engines: map[string]*engine.Engine{}}
+	var all []suiteResult
 	for _, p := range paths {
 		results, err := r.runSuite(ctx, p)
 		if err != nil {
-			return total, failed, err
+			return all, err
 		}
-		for _, res := range results {
-			total++
-			if len(res.Failures) == 0 {
-				if verbose {
-					fmt.Fprintf(w, "PASS %s: %s\n", res.Suite, res.Case)
-				}
-				continue
+		all = append(all, results...)
+	}
+	return all, nil
+}
+
+// printSuites prints one line per failed case (every case when verbose)
+// with its reasons, then the summary; it returns the number of failed cases.
+func printSuites(results []suiteResult, verbose bool, w io.Writer) (failed int) {
+	if len(results) == 0 {
+		return 0
+	}
+	for _, res := range results {
+		if len(res.Failures) == 0 {
+			if verbose {
+				fmt.Fprintf(w, "PASS %s: %s\n", res.Suite, res.Case)
 			}
-			failed++
-			fmt.Fprintf(w, "FAIL %s: %s\n", res.Suite, res.Case)
-			for _, f := range res.Failures {
-				fmt.Fprintf(w, "  %s\n", f)
-			}
+			continue
+		}
+		failed++
+		fmt.Fprintf(w, "FAIL %s: %s\n", res.Suite, res.Case)
+		for _, f := range res.Failures {
+			fmt.Fprintf(w, "  %s\n", f)
 		}
 	}
-	fmt.Fprintf(w, "SUITES: %d/%d cases passed\n", total-failed, total)
-	return total, failed, nil
+	fmt.Fprintf(w, "SUITES: %d/%d cases passed\n", len(results)-failed, len(results))
+	return failed
 }

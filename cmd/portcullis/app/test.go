@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,7 +41,12 @@ type TestOptions struct {
 	// CoverageMin fails the run (exit 1) when the overall coverage is
 	// below this percentage; it implies Coverage.
 	CoverageMin float64
+	// Output is text (opa test's report), json or junit.
+	Output string
 }
+
+// testFormats are the formats of `portcullis test -o`.
+var testFormats = []string{"text", "json", "junit"}
 
 // AddFlags registers the test flags.
 func (o *TestOptions) AddFlags(fs *pflag.FlagSet) {
@@ -50,10 +56,14 @@ func (o *TestOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Second, "timeout for each test")
 	fs.BoolVar(&o.Coverage, "coverage", false, "print the Rego unit tests' line coverage of each policy file, and the lines not covered")
 	fs.Float64Var(&o.CoverageMin, "coverage-min", 0, "fail (exit 1) when the overall coverage is below this percentage (implies --coverage)")
+	fs.StringVarP(&o.Output, "output", "o", "text", "output format: "+strings.Join(testFormats, ", ")+" (json and junit: the coverage report goes to stderr)")
 }
 
 // Validate checks the directories.
 func (o *TestOptions) Validate() error {
+	if o.Output != "" && !slices.Contains(testFormats, o.Output) {
+		return fmt.Errorf("--output %q: must be one of %s", o.Output, strings.Join(testFormats, ", "))
+	}
 	for _, dir := range o.Dirs {
 		fi, err := os.Stat(dir)
 		if err != nil {
@@ -79,7 +89,9 @@ func newTestCommand(streams IO) *cobra.Command {
 the same METADATA checks; data.portcullis.config from the built-in defaults,
 each directory's config.yaml and --config) and refuses what serve would
 refuse. It then runs the *_test.rego unit tests of each DIR with OPA's test
-runner, as 'opa test DIR' would, so a policy author needs only this binary.
+runner, as 'opa test DIR' would, and the *_suite.yaml cases, so a policy
+author needs only this binary. -o json or junit reports each test and case
+(name, file, pass/fail, failure reasons, duration).
 
 Exit codes: 0 all tests pass, 1 a test failed, 2 the policies do not load.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -120,6 +132,9 @@ func (o *TestOptions) Run(ctx context.Context, streams IO) error {
 	// The suites' print() output; the Rego unit tests' is OPA's (shown
 	// with a failed test, or with -v).
 	o.Source.Print = stderrPrinter(streams.Err)
+	if o.Output == "" {
+		o.Output = "text"
+	}
 	src, tests, err := o.testSource()
 	if err != nil {
 		return usageError(err)
@@ -178,29 +193,69 @@ func (o *TestOptions) Run(ctx context.Context, streams IO) error {
 	for r := range ch {
 		results = append(results, r)
 	}
-	rep := tester.PrettyReporter{Output: streams.Out, Verbose: o.Verbose}
-	out := make(chan *tester.Result, len(results))
+	// The runner's order varies between runs; report in file and line order.
+	sort.SliceStable(results, func(i, j int) bool {
+		a, b := results[i].Location, results[j].Location
+		if a == nil || b == nil {
+			return a != nil
+		}
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		return a.Row < b.Row
+	})
 	failed := 0
 	for _, r := range results {
 		if r.Fail || r.Error != nil {
 			failed++
 		}
-		out <- r
 	}
-	close(out)
-	if err := rep.Report(out); err != nil {
-		return err
+	text := o.Output == "text"
+	if text {
+		rep := tester.PrettyReporter{Output: streams.Out, Verbose: o.Verbose}
+		out := make(chan *tester.Result, len(results))
+		for _, r := range results {
+			out <- r
+		}
+		close(out)
+		if err := rep.Report(out); err != nil {
+			return err
+		}
 	}
 	if cov != nil {
-		if !coverageReport(cov, modules, o.Dirs, o.CoverageMin, streams.Out) {
+		w := streams.Out
+		if !text {
+			w = streams.Err
+		}
+		if !coverageReport(cov, modules, o.Dirs, o.CoverageMin, w) {
 			failed++
 		}
 	}
-	cases, caseFailures, err := runSuites(ctx, src, reg, o.Dirs, o.Verbose, streams.Out)
+	suiteResults, err := runSuites(ctx, src, reg, o.Dirs)
 	if err != nil {
 		return usageError(err)
 	}
-	failed += caseFailures
+	cases := len(suiteResults)
+	switch o.Output {
+	case "text":
+		failed += printSuites(suiteResults, o.Verbose, streams.Out)
+	default:
+		for _, r := range suiteResults {
+			if len(r.Failures) > 0 {
+				failed++
+			}
+		}
+		if len(results) == 0 && cases == 0 {
+			break
+		}
+		write := writeTestJSON
+		if o.Output == "junit" {
+			write = writeTestJUnit
+		}
+		if err := write(streams.Out, testEntries(results, suiteResults)); err != nil {
+			return err
+		}
+	}
 	if len(results) == 0 && cases == 0 {
 		return usageError(errors.New("no tests found"))
 	}
