@@ -262,7 +262,7 @@ func (o *ValidateOptions) builder(in, old *input.Input) (*review.Builder, error)
 func (o *ValidateOptions) decideAll(ctx context.Context, eng *engine.Engine, b *review.Builder, in *input.Input, streams IO) (*report.Report, []objectInput, error) {
 	r := &report.Report{Results: []report.Result{}}
 	var inputs []objectInput
-	opts := review.Options{NoMutate: o.NoMutate, Policies: o.Policies, Timeout: o.EvalTimeout}
+	opts := review.Options{NoMutate: o.NoMutate, Policies: o.Policies, Timeout: o.EvalTimeout, CheckIdempotent: true}
 	var crds *input.CRDSchemas
 	if o.Schema {
 		crds = input.LearnCRDs(in.Objects)
@@ -291,6 +291,10 @@ func (o *ValidateOptions) decideAll(ctx context.Context, eng *engine.Engine, b *
 			res.Schema = obj.CheckSchema(crds).Errors
 		}
 		res.Decision(out.Mutate, out.Validate)
+		if len(out.NotIdempotent) > 0 {
+			res.Warnings = append(res.Warnings, out.NotIdempotent...)
+			res.SetStatus()
+		}
 		if o.Explain != "" {
 			if res.Explain, err = o.explain(ctx, eng, res, out, streams); err != nil {
 				return nil, nil, err

@@ -2,7 +2,13 @@ package review
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
 	"time"
+
+	"gomodules.xyz/jsonpatch/v2"
 
 	admissionv1 "k8s.io/api/admission/v1"
 
@@ -18,6 +24,10 @@ type Options struct {
 	// Timeout bounds each webhook call, as serve's --eval-timeout bounds
 	// each request; 0 means no deadline.
 	Timeout time.Duration
+	// CheckIdempotent re-runs the mutating policies on their own result
+	// and reports, in Outcome.NotIdempotent, each policy whose second pass
+	// still changes the object.
+	CheckIdempotent bool
 }
 
 // Outcome is what the webhooks decided for one request.
@@ -29,6 +39,9 @@ type Outcome struct {
 	// were sent: ValidateRequest carries the object as mutated
 	// (MutateRequest is nil with NoMutate).
 	MutateRequest, ValidateRequest *admissionv1.AdmissionRequest
+	// NotIdempotent (with CheckIdempotent) has one warning per mutating
+	// policy whose second pass, on the mutated object, is not empty.
+	NotIdempotent []string
 }
 
 // Decide runs req the way the apiserver would: the mutating webhook, then
@@ -49,6 +62,11 @@ func Decide(ctx context.Context, eng *engine.Engine, req *admissionv1.AdmissionR
 			r := *req
 			r.Object.Raw = mut.Object
 			req = &r
+			if opts.CheckIdempotent {
+				if out.NotIdempotent, err = secondPass(ctx, eng, req, opts); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 	val, err := evaluate(ctx, eng, engine.Validating, req, eopts, opts.Timeout)
@@ -71,4 +89,46 @@ func evaluate(ctx context.Context, eng *engine.Engine, phase engine.Phase, req *
 		return nil, ctx.Err()
 	}
 	return d, err
+}
+
+// secondPass runs the mutating policies again on the mutated request (req)
+// through the same engine call; when that pass changes the object, each
+// policy is run alone on it to name the policies that do and their patch
+// paths. Each warning starts with the policy's ID, as the engine's own
+// warnings do.
+func secondPass(ctx context.Context, eng *engine.Engine, req *admissionv1.AdmissionRequest, opts Options) ([]string, error) {
+	again, err := evaluate(ctx, eng, engine.Mutating, req, engine.Options{Policies: opts.Policies}, opts.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	if len(again.Patch) == 0 {
+		return nil, nil
+	}
+	ids := slices.Clone(again.Evaluated)
+	sort.Strings(ids)
+	var out []string
+	for _, id := range ids {
+		one, err := evaluate(ctx, eng, engine.Mutating, req, engine.Options{Policies: []string{id}}, opts.Timeout)
+		if err != nil {
+			return nil, err
+		}
+		if len(one.Patch) == 0 {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s: mutation is not idempotent: a second pass of %s changes %s", id, id, patchPaths(one.Patch)))
+	}
+	if len(out) == 0 {
+		// Only the policies together change the object again.
+		out = append(out, fmt.Sprintf("mutation is not idempotent: a second pass of %s changes %s", strings.Join(ids, ", "), patchPaths(again.Patch)))
+	}
+	return out, nil
+}
+
+// patchPaths lists a patch's operations as "op path", in order.
+func patchPaths(patch []jsonpatch.Operation) string {
+	parts := make([]string, 0, len(patch))
+	for _, op := range patch {
+		parts = append(parts, op.Operation+" "+op.Path)
+	}
+	return strings.Join(parts, ", ")
 }
