@@ -349,11 +349,13 @@ func (e *Engine) evaluate(ctx context.Context, reg *Registry, phase Phase, req *
 				}
 				original = obj // edits go to copies: this one stays as received
 			}
-			// Edit a copy so a policy whose edits fail leaves no half-applied change.
+			// Edit a copy: applyEdits keeps only the edits independent of a failed one.
 			work := deepCopy(obj).(map[string]any)
 			var c bool
 			c, err = applyEdits(work, res.edits)
-			if err == nil && c {
+			// A failed edit still keeps the policy's independent edits
+			// (applyEdits); the error goes to the failure mode below.
+			if c {
 				obj = work
 				changed = true
 				outcome = OutcomeMutated

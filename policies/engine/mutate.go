@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"sort"
 	"strings"
 )
 
@@ -122,18 +123,148 @@ func pathString(path []any) string {
 	return b.String()
 }
 
-// applyEdits applies edits to obj in order and reports whether anything changed.
+// applyEdits applies edits to obj in order and reports whether anything
+// changed. When edits fail, the policy's other edits are kept only when they
+// are independent of every failed one: neither edit's path is a prefix of
+// the other's (an index and a name selector on one array may address the
+// same element, so they count as the same step). The dependent edits are
+// dropped, obj holds only the independent ones, and the error names the
+// failed edits (their index in the applied, sorted, order, op and path).
 func applyEdits(obj map[string]any, edits []edit) (bool, error) {
+	snapshot := deepCopy(obj).(map[string]any)
 	changed := false
-	for i, e := range edits {
+	ok := true
+	for _, e := range edits {
 		c, err := applyEdit(obj, e)
 		if err != nil {
-			// The index is the edit's place in the applied (sorted) order.
-			return changed, fmt.Errorf("%w: edit %d (%s %s): %w", errEdit, i, e.op, pathString(e.path), err)
+			ok = false
+			break
 		}
 		changed = changed || c
 	}
-	return changed, nil
+	if ok {
+		return changed, nil
+	}
+	// An edit failed (possibly half-applied): start again from the object
+	// as received, edit by edit.
+	clear(obj)
+	for k, v := range deepCopy(snapshot).(map[string]any) {
+		obj[k] = v
+	}
+	failed := map[int]error{}
+	changed = tryEdits(obj, edits, failed)
+	// Re-apply, on the object as received, the edits independent of every
+	// failed one; one of those failing now (it needed a dropped edit) drops
+	// its own dependents in turn.
+	for {
+		skip := map[int]error{}
+		for i, e := range edits {
+			if failed[i] != nil {
+				skip[i] = failed[i]
+				continue
+			}
+			for j := range failed {
+				if dependent(e.path, edits[j].path) {
+					skip[i] = errDropped
+				}
+			}
+		}
+		clear(obj)
+		for k, v := range deepCopy(snapshot).(map[string]any) {
+			obj[k] = v
+		}
+		before := len(failedOnly(skip))
+		changed = tryEdits(obj, edits, skip)
+		for i, err := range skip {
+			if err != errDropped {
+				failed[i] = err
+			}
+		}
+		if len(failedOnly(skip)) == before {
+			break
+		}
+	}
+	idx := make([]int, 0, len(failed))
+	for i := range failed {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	if len(idx) == 1 {
+		i := idx[0]
+		return changed, fmt.Errorf("%w: edit %d (%s %s): %w", errEdit, i, edits[i].op, pathString(edits[i].path), failed[i])
+	}
+	errs := make([]string, 0, len(idx))
+	for _, i := range idx {
+		errs = append(errs, fmt.Sprintf("edit %d (%s %s): %s", i, edits[i].op, pathString(edits[i].path), failed[i]))
+	}
+	return changed, fmt.Errorf("%w: %s", errEdit, strings.Join(errs, "; "))
+}
+
+// errDropped marks an edit left out because it depends on a failed one.
+var errDropped = errors.New("dropped: depends on a failed edit")
+
+func failedOnly(m map[int]error) map[int]error {
+	out := map[int]error{}
+	for i, err := range m {
+		if err != errDropped {
+			out[i] = err
+		}
+	}
+	return out
+}
+
+// tryEdits applies, in order, the edits not already in skip, recording in
+// skip each that fails; it reports whether anything changed.
+func tryEdits(obj map[string]any, edits []edit, skip map[int]error) bool {
+	changed := false
+	for i, e := range edits {
+		if skip[i] != nil {
+			continue
+		}
+		// Apply to a copy so a failed edit leaves nothing half-done.
+		work := deepCopy(obj).(map[string]any)
+		c, err := applyEdit(work, e)
+		if err != nil {
+			skip[i] = err
+			continue
+		}
+		clear(obj)
+		for k, v := range work {
+			obj[k] = v
+		}
+		changed = changed || c
+	}
+	return changed
+}
+
+// dependent reports whether one path is a prefix of the other.
+func dependent(a, b []any) bool {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		if !sameStep(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameStep reports whether two steps may address the same key or element.
+func sameStep(a, b any) bool {
+	switch a.(type) {
+	case string:
+		return a == b
+	case int, selector:
+		switch b.(type) {
+		case int, selector:
+			_, ai := a.(int)
+			_, bi := b.(int)
+			if ai != bi {
+				return true // an index and a selector may pick the same element
+			}
+			return a == b
+		}
+	}
+	return false
 }
 
 // applyEdit walks to the parent of the last step (creating objects for

@@ -373,7 +373,8 @@ func TestDecodeEditsErrors(t *testing.T) {
 }
 
 // End to end through Rego: the failure modes of a policy whose edits cannot
-// be applied, and that a failing policy leaves no half-applied change.
+// be applied; its edit independent of the failed one (no path a prefix of
+// the other's) is kept.
 func TestMutateUnresolvableEdit(t *testing.T) {
 	t.Parallel()
 	const body = `mutate contains {"op": "set", "path": ["metadata", "labels", "ok"], "value": "yes"}
@@ -386,7 +387,7 @@ mutate contains {"op": "set", "path": ["spec", "containers", {"name": "nope"}, "
 		warnings   []string
 		mode       FailureMode
 	}{
-		"default failure mode (allow): warning, no patch": {
+		"default failure mode (allow): warning, the independent edit kept": {
 			allowed:  true,
 			warnings: []string{"broken: policy asked for an edit that cannot be applied; admitted by its failure mode (allow)"},
 			mode:     FailAllow,
@@ -419,8 +420,8 @@ mutate contains {"op": "set", "path": ["spec", "containers", {"name": "nope"}, "
 			if !reflect.DeepEqual(dec.Warnings, tc.warnings) {
 				t.Errorf("warnings = %q, want %q", dec.Warnings, tc.warnings)
 			}
-			if dec.Patch != nil || dec.Object != nil {
-				t.Errorf("half-applied change: patch %v", dec.Patch)
+			if len(dec.Patch) != 1 || dec.Patch[0].Operation != "add" || dec.Patch[0].Path != "/metadata/labels" {
+				t.Errorf("patch %v, want the independent edit only (add /metadata/labels)", dec.Patch)
 			}
 			if len(dec.Errors) != 1 || dec.Errors[0].FailureMode != tc.mode || dec.Errors[0].TimedOut {
 				t.Fatalf("errors = %+v", dec.Errors)
@@ -437,7 +438,8 @@ mutate contains {"op": "set", "path": ["spec", "containers", {"name": "nope"}, "
 }
 
 // Mutating policies run in ID order, each on the object the ones before it
-// left; a failing policy in between changes nothing.
+// left; a failing policy in between keeps only its edits independent of the
+// failed one (here labels.broken, beside metadata.name).
 func TestMutateSequential(t *testing.T) {
 	t.Parallel()
 	reg := mustLoad(t, mapFS(map[string]string{
@@ -461,7 +463,7 @@ mutate contains {"op": "set", "path": ["metadata", "annotations", "broken"], "va
 	if want := []string{"a_sidecar", "b_broken", "c_count"}; !reflect.DeepEqual(dec.Evaluated, want) {
 		t.Errorf("evaluated %q, want %q", dec.Evaluated, want)
 	}
-	want := `{"apiVersion":"v1","kind":"Pod","metadata":{"annotations":{"containers":"app,agent"},"name":"web","namespace":"default"},"spec":{"containers":[{"image":"app:1","name":"app"},{"image":"agent:1","name":"agent"}]}}`
+	want := `{"apiVersion":"v1","kind":"Pod","metadata":{"annotations":{"broken":"seen","containers":"app,agent"},"labels":{"broken":"yes"},"name":"web","namespace":"default"},"spec":{"containers":[{"image":"app:1","name":"app"},{"image":"agent:1","name":"agent"}]}}`
 	if got := string(dec.Object); got != want {
 		t.Errorf("object:\n got %s\nwant %s", got, want)
 	}
@@ -530,5 +532,52 @@ warn contains {"msg": "injecting into a pod without a team label"} if not input.
 	}
 	if got, _ := json.Marshal(dec.Patch); string(got) != `[{"op":"add","path":"/metadata/labels","value":{"injected":"true"}}]` {
 		t.Errorf("patch = %s", got)
+	}
+}
+
+// A failed edit drops the edits whose path is a prefix of its path or has
+// its path as a prefix (an index and a name selector on one array count as
+// the same step); the independent edits are kept.
+func TestApplyEditsKeepsIndependent(t *testing.T) {
+	t.Parallel()
+	const pod = `{"metadata": {"name": "web"}, "spec": {"containers": [{"name": "app", "image": "a"}]}}`
+	tests := map[string]struct{ edits, want, err string }{
+		"independent kept, prefix and extension dropped": {
+			edits: `[{"op": "set", "path": ["metadata", "labels", "ok"], "value": "yes"},
+				{"op": "set", "path": ["spec", "containers", {"name": "nope"}, "image"], "value": "x"},
+				{"op": "append", "path": ["spec", "containers"], "value": [{"name": "agent"}]},
+				{"op": "set", "path": ["spec", "containers", {"name": "nope"}, "image", "tag"], "value": "y"},
+				{"op": "set", "path": ["spec", "containers", {"name": "app"}, "image"], "value": "b"},
+				{"op": "merge", "path": ["spec", "containers", 0], "value": {"tty": true}},
+				{"op": "set", "path": ["spec", "containers", 0, "command"], "value": ["sh"]}]`,
+			want: `{"metadata":{"labels":{"ok":"yes"},"name":"web"},"spec":{"containers":[{"command":["sh"],"image":"b","name":"app"}]}}`,
+			err:  `invalid edit: edit 1 (set /spec/containers/[name=nope]/image): no element named "nope"; edit 3 (set /spec/containers/[name=nope]/image/tag): no element named "nope"`,
+		},
+		"two failures": {
+			edits: `[{"op": "set", "path": ["metadata", "name", "x"], "value": 1},
+				{"op": "set", "path": ["spec", "containers", {"name": "nope"}, "image"], "value": "x"},
+				{"op": "set", "path": ["metadata", "labels", "ok"], "value": "yes"}]`,
+			want: `{"metadata":{"labels":{"ok":"yes"},"name":"web"},"spec":{"containers":[{"image":"a","name":"app"}]}}`,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			edits, err := decodeEdits(decodeJSON(t, tc.edits))
+			if err != nil {
+				t.Fatal(err)
+			}
+			obj := decodeJSON(t, pod).(map[string]any)
+			_, err = applyEdits(obj, edits)
+			if err == nil || !errors.Is(err, errEdit) {
+				t.Fatalf("err = %v, want an invalid edit", err)
+			}
+			if tc.err != "" && err.Error() != tc.err {
+				t.Errorf("err = %q\nwant %q", err, tc.err)
+			}
+			if got := canonical(t, obj); got != tc.want {
+				t.Errorf("object:\n got %s\nwant %s", got, tc.want)
+			}
+		})
 	}
 }
