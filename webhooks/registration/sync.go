@@ -56,63 +56,79 @@ type SyncResult struct {
 func (s *Syncer) Sync(ctx context.Context, want Rules) (SyncResult, error) {
 	var res SyncResult
 	api := s.Client.AdmissionregistrationV1()
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cfg, err := api.ValidatingWebhookConfigurations().Get(ctx, s.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			res.Missing = append(res.Missing, "ValidatingWebhookConfiguration/"+s.Name)
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		var current [][]admissionregistrationv1.RuleWithOperations
-		var names []string
-		for _, w := range cfg.Webhooks {
-			current, names = append(current, w.Rules), append(names, w.Name)
-		}
-		patched, data, err := rulesPatch(cfg.ResourceVersion, names, current, want.Validating)
-		if err != nil || data == nil {
-			return err
-		}
-		if _, err := api.ValidatingWebhookConfigurations().Patch(ctx, s.Name, types.StrategicMergePatchType, data, metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
-			return err
-		}
-		for _, n := range patched {
-			res.Patched = append(res.Patched, "ValidatingWebhookConfiguration/"+s.Name+" "+n)
-		}
-		return nil
-	})
-	if err != nil {
-		return res, fmt.Errorf("rules of ValidatingWebhookConfiguration %s: %w", s.Name, err)
+	// The two configurations are distinct client-go types; each is reduced
+	// to its webhooks' names and rules, and patched the same way.
+	configs := []struct {
+		kind  string
+		want  []admissionregistrationv1.RuleWithOperations
+		get   func() (resourceVersion string, names []string, rules [][]admissionregistrationv1.RuleWithOperations, err error)
+		patch func(data []byte) error
+	}{
+		{
+			kind: "ValidatingWebhookConfiguration", want: want.Validating,
+			get: func() (string, []string, [][]admissionregistrationv1.RuleWithOperations, error) {
+				cfg, err := api.ValidatingWebhookConfigurations().Get(ctx, s.Name, metav1.GetOptions{})
+				if err != nil {
+					return "", nil, nil, err
+				}
+				var names []string
+				var rules [][]admissionregistrationv1.RuleWithOperations
+				for _, w := range cfg.Webhooks {
+					names, rules = append(names, w.Name), append(rules, w.Rules)
+				}
+				return cfg.ResourceVersion, names, rules, nil
+			},
+			patch: func(data []byte) error {
+				_, err := api.ValidatingWebhookConfigurations().Patch(ctx, s.Name, types.StrategicMergePatchType, data, metav1.PatchOptions{FieldManager: FieldManager})
+				return err
+			},
+		},
+		{
+			kind: "MutatingWebhookConfiguration", want: want.Mutating,
+			get: func() (string, []string, [][]admissionregistrationv1.RuleWithOperations, error) {
+				cfg, err := api.MutatingWebhookConfigurations().Get(ctx, s.Name, metav1.GetOptions{})
+				if err != nil {
+					return "", nil, nil, err
+				}
+				var names []string
+				var rules [][]admissionregistrationv1.RuleWithOperations
+				for _, w := range cfg.Webhooks {
+					names, rules = append(names, w.Name), append(rules, w.Rules)
+				}
+				return cfg.ResourceVersion, names, rules, nil
+			},
+			patch: func(data []byte) error {
+				_, err := api.MutatingWebhookConfigurations().Patch(ctx, s.Name, types.StrategicMergePatchType, data, metav1.PatchOptions{FieldManager: FieldManager})
+				return err
+			},
+		},
 	}
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cfg, err := api.MutatingWebhookConfigurations().Get(ctx, s.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			res.Missing = append(res.Missing, "MutatingWebhookConfiguration/"+s.Name)
+	for _, c := range configs {
+		ref := c.kind + "/" + s.Name
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			rv, names, current, err := c.get()
+			if apierrors.IsNotFound(err) {
+				res.Missing = append(res.Missing, ref)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			patched, data, err := rulesPatch(rv, names, current, c.want)
+			if err != nil || data == nil {
+				return err
+			}
+			if err := c.patch(data); err != nil {
+				return err
+			}
+			for _, n := range patched {
+				res.Patched = append(res.Patched, ref+" "+n)
+			}
 			return nil
-		}
+		})
 		if err != nil {
-			return err
+			return res, fmt.Errorf("rules of %s %s: %w", c.kind, s.Name, err)
 		}
-		var current [][]admissionregistrationv1.RuleWithOperations
-		var names []string
-		for _, w := range cfg.Webhooks {
-			current, names = append(current, w.Rules), append(names, w.Name)
-		}
-		patched, data, err := rulesPatch(cfg.ResourceVersion, names, current, want.Mutating)
-		if err != nil || data == nil {
-			return err
-		}
-		if _, err := api.MutatingWebhookConfigurations().Patch(ctx, s.Name, types.StrategicMergePatchType, data, metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
-			return err
-		}
-		for _, n := range patched {
-			res.Patched = append(res.Patched, "MutatingWebhookConfiguration/"+s.Name+" "+n)
-		}
-		return nil
-	})
-	if err != nil {
-		return res, fmt.Errorf("rules of MutatingWebhookConfiguration %s: %w", s.Name, err)
 	}
 	return res, nil
 }
