@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/yaml"
@@ -237,7 +238,12 @@ func TestBackgroundAudit(t *testing.T) {
 	if got := leader.Metric(t, violationsLine(ns)); got != 2 {
 		t.Errorf("%s = %v, want 2", violationsLine(ns), got)
 	}
-	if leader.Metric(t, "portcullis_audit_objects") < 3 || leader.Metric(t, "portcullis_audit_last_timestamp_seconds") == 0 {
+	// The gauges describe the last full pass: a reload just after start (the
+	// watcher seeing the policy files settle) restarts the pass, so the
+	// report can be there before the pass that counts its objects ends.
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		return leader.Metric(t, "portcullis_audit_objects") >= 3 && leader.Metric(t, "portcullis_audit_last_timestamp_seconds") != 0, nil
+	}); err != nil {
 		t.Errorf("objects %v, last timestamp %v", leader.Metric(t, "portcullis_audit_objects"), leader.Metric(t, "portcullis_audit_last_timestamp_seconds"))
 	}
 	if other.Metric(t, "portcullis_audit_evaluations_total") != 0 {
