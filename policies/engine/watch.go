@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -49,6 +50,10 @@ type Reloader struct {
 	// OnReload is called after each attempt with its error (nil on success;
 	// errors.Is(err, ErrReloadRefused) when CheckReload refused the set).
 	OnReload func(reg *Registry, err error)
+	// Lock, when set, is held from Load to Swap, so that another writer of
+	// Engine (bundle activations) cannot swap a set in between and then be
+	// undone by a set loaded before it.
+	Lock sync.Locker
 }
 
 // CheckReload refuses to replace old with next when next has no policies
@@ -118,18 +123,28 @@ func (r *Reloader) Run(ctx context.Context) error {
 			// Follow the links again before loading: the files read next are
 			// then watched, so a change after this point is seen.
 			_ = ws.sync(r.Paths) // a path that is gone fails the load below
-			reg, err := r.Load(ctx)
-			if err == nil {
-				err = CheckReload(r.Engine.Registry(), reg, r.AllowEmpty)
-			}
-			if err == nil {
-				r.Engine.Swap(reg)
-			}
+			reg, err := r.loadAndSwap(ctx)
 			if r.OnReload != nil {
 				r.OnReload(reg, err)
 			}
 		}
 	}
+}
+
+// loadAndSwap loads, checks and swaps in the new registry, under Lock.
+func (r *Reloader) loadAndSwap(ctx context.Context) (*Registry, error) {
+	if r.Lock != nil {
+		r.Lock.Lock()
+		defer r.Lock.Unlock()
+	}
+	reg, err := r.Load(ctx)
+	if err == nil {
+		err = CheckReload(r.Engine.Registry(), reg, r.AllowEmpty)
+	}
+	if err == nil {
+		r.Engine.Swap(reg)
+	}
+	return reg, err
 }
 
 // watchSet is the set of directories watched and the events that matter.

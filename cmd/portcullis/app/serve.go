@@ -30,6 +30,7 @@ import (
 	"github.com/portcullis/portcullis/policies/engine"
 	"github.com/portcullis/portcullis/webhooks"
 	"github.com/portcullis/portcullis/webhooks/audit"
+	"github.com/portcullis/portcullis/webhooks/bundles"
 	"github.com/portcullis/portcullis/webhooks/registration"
 )
 
@@ -47,6 +48,8 @@ const (
 // ServeOptions configure `portcullis serve`.
 type ServeOptions struct {
 	Source PolicySourceOptions
+	// Bundles are OPA bundles stacked over Source (package bundles).
+	Bundles BundleOptions
 
 	BindAddress string
 	Port        int
@@ -113,6 +116,7 @@ func NewServeOptions() *ServeOptions {
 		MaxBodyBytes:       webhooks.DefaultMaxBodyBytes,
 		Perf:               NewPerformanceOptions(),
 		Cluster:            NewClusterOptions(),
+		Bundles:            NewBundleOptions(),
 		ShutdownDelay:      5 * time.Second,
 		ReadHeaderTimeout:  5 * time.Second,
 		ReadTimeout:        10 * time.Second,
@@ -124,6 +128,7 @@ func NewServeOptions() *ServeOptions {
 // AddFlags registers the serve flags.
 func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	o.Source.AddFlags(fs)
+	o.Bundles.AddFlags(fs)
 	fs.StringVar(&o.BindAddress, "bind-address", o.BindAddress, "address the TLS webhook listener binds (0.0.0.0 in a cluster)")
 	fs.IntVar(&o.Port, "port", o.Port, "TLS webhook port")
 	fs.StringVar(&o.CertDir, "cert-dir", o.CertDir, "directory with tls.crt and tls.key, reloaded on change; with --cert-mode=self-signed, where the server writes them (default: a new temporary directory; in file mode with no --cert-dir, a self-signed localhost certificate generated there)")
@@ -157,6 +162,9 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 // Validate checks the flags.
 func (o *ServeOptions) Validate() error {
 	if err := o.Source.Validate(); err != nil {
+		return err
+	}
+	if err := o.Bundles.Validate(); err != nil {
 		return err
 	}
 	if o.Port < 0 || o.Port > 65535 {
@@ -341,6 +349,19 @@ func (o *ServeOptions) Run(ctx context.Context, streams IO) error {
 	}
 	log.Info("starting", zap.String("version", version.Get().Version), zap.String("commit", version.Get().Commit))
 	o.Source.Print = debugPrinter(log)
+	var bundleMgr *bundles.Manager
+	if len(o.Bundles.Bundles) > 0 {
+		cfg, err := o.Bundles.config()
+		if err != nil {
+			return usageError(err)
+		}
+		bm, err := bundles.NewMetrics(promReg)
+		if err != nil {
+			return err
+		}
+		bundleMgr = &bundles.Manager{Config: cfg, Metrics: bm, Log: log.Named("bundles"), AllowEmpty: o.AllowEmptyPolicies}
+		o.Source.Bundles = bundleMgr.Layers
+	}
 	reg, err := o.Source.Load(ctx)
 	if err != nil {
 		return usageError(err)
@@ -376,6 +397,11 @@ func (o *ServeOptions) Run(ctx context.Context, streams IO) error {
 	eng := engine.New(reg, metrics, engOpts...)
 	status := &policySetStatus{eng: eng, metrics: metrics, set: setMetrics, log: log}
 	status.serving(reg)
+	readyDetails, ready := status.details, func() error { return nil }
+	if bundleMgr != nil {
+		readyDetails = func() []string { return append(status.details(), bundleMgr.Details()...) }
+		ready = bundleMgr.Ready
+	}
 	var auditCtrl *audit.Controller
 	if o.Cluster.AuditInterval > 0 {
 		if auditCtrl, err = o.newAuditController(kcfg, kclient, nsFactory, eng, promReg, log); err != nil {
@@ -417,10 +443,10 @@ func (o *ServeOptions) Run(ctx context.Context, streams IO) error {
 		ReadTimeout:       o.ReadTimeout,
 		EnableHTTP2:       o.EnableHTTP2,
 		MaxConnections:    o.Perf.MaxConnections,
-		ReadyDetails:      status.details,
+		ReadyDetails:      readyDetails,
 		CertExpiryWindow:  certExpiryWindow(o.CertExpiryWindow),
 		Metrics:           metrics,
-	}, log, promReg, nil)
+	}, log, promReg, ready)
 	lanes, err := o.Perf.admission() // one set of lanes across both paths
 	if err != nil {
 		return usageError(err)
@@ -448,24 +474,45 @@ func (o *ServeOptions) Run(ctx context.Context, streams IO) error {
 		go syncer.Run(ctx, o.CertResyncInterval, func() registration.Rules { return resolver.Derive(eng.Registry().Policies()) }, rulesChanged, log.Named("rules"))
 	}
 
+	// reloaded follows every new policy set, from files or from a bundle.
+	reloaded := func(reg *engine.Registry, err error) {
+		status.onReload(reg, err)
+		if err == nil {
+			select {
+			case rulesChanged <- struct{}{}:
+			default:
+			}
+			if auditCtrl != nil {
+				auditCtrl.Reloaded()
+			}
+		}
+	}
+	if bundleMgr != nil {
+		bundleMgr.Engine = eng
+		bundleMgr.OnActivate = reloaded
+		bundleMgr.Load = func(ctx context.Context, layers []engine.Layer) (*engine.Registry, error) {
+			src, err := o.Source.SourceWith(layers)
+			if err != nil {
+				return nil, err
+			}
+			return engine.Load(ctx, src)
+		}
+		go func() {
+			if err := bundleMgr.Run(ctx); err != nil {
+				log.Error("bundle polling stopped", zap.Error(err))
+			}
+		}()
+	}
 	if paths := o.Source.WatchPaths(); len(paths) > 0 {
 		rl := &engine.Reloader{
 			Engine:     eng,
 			Load:       o.Source.Load,
 			Paths:      paths,
 			AllowEmpty: o.AllowEmptyPolicies,
-			OnReload: func(reg *engine.Registry, err error) {
-				status.onReload(reg, err)
-				if err == nil {
-					select {
-					case rulesChanged <- struct{}{}:
-					default:
-					}
-					if auditCtrl != nil {
-						auditCtrl.Reloaded()
-					}
-				}
-			},
+			OnReload:   reloaded,
+		}
+		if bundleMgr != nil {
+			rl.Lock = bundleMgr.Lock()
 		}
 		go func() {
 			if err := rl.Run(ctx); err != nil {

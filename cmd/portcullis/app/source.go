@@ -35,6 +35,9 @@ type PolicySourceOptions struct {
 	// Print, set by the command (not a flag), receives the policies'
 	// print() output (engine.Source.Print); nil compiles print out.
 	Print engine.PrintFunc
+	// Bundles, set by serve (not a flag), returns the OPA bundles' layers
+	// now serving, stacked after the --policies directories.
+	Bundles func() []engine.Layer
 }
 
 // AddFlags registers --builtin, --policies and --config.
@@ -71,8 +74,19 @@ const builtinLayerName = "built-in policies"
 // the built-in layer (the embedded policies and config.yaml), one layer per
 // --policies directory (its config.yaml, if any, merged after the ones
 // before), then --config. Without the built-in policies their settings are
-// dropped too; the engine-wide defaults (exempt_namespaces) stay.
+// dropped too; the engine-wide defaults (exempt_namespaces) stay. The
+// serving bundles' layers (Bundles) come after the directories.
 func (o *PolicySourceOptions) Source() (engine.Source, error) {
+	var bundles []engine.Layer
+	if o.Bundles != nil {
+		bundles = o.Bundles()
+	}
+	return o.SourceWith(bundles)
+}
+
+// SourceWith is Source with the given bundle layers after the directories
+// (a bundle activation loads the set with its new layer).
+func (o *PolicySourceOptions) SourceWith(bundles []engine.Layer) (engine.Source, error) {
 	defaults, err := policies.FS.ReadFile(policies.ConfigFile)
 	if err != nil {
 		return engine.Source{}, fmt.Errorf("read embedded defaults: %w", err)
@@ -99,6 +113,7 @@ func (o *PolicySourceOptions) Source() (engine.Source, error) {
 		}
 		src.Layers = append(src.Layers, l)
 	}
+	src.Layers = append(src.Layers, bundles...)
 	if o.ConfigFile != "" {
 		b, err := os.ReadFile(o.ConfigFile)
 		if err != nil {
