@@ -119,6 +119,8 @@ type Registry struct {
 	// Warnings are non-fatal load findings (e.g. a resource name that is
 	// not a known plural resource), each naming its file and line.
 	Warnings []string
+	// folded lists the rules computed at load (see foldConstants).
+	folded []string
 	// Notices say which policies and modules of a later layer replaced an
 	// earlier layer's (see Layer); the server logs them.
 	Notices []string
@@ -140,6 +142,10 @@ type Source struct {
 	// Print, when set, receives the output of Rego print() calls (see
 	// PrintFunc). When nil, print calls are compiled out and cost nothing.
 	Print PrintFunc
+	// NoFold keeps every rule as written instead of computing the rules
+	// that do not depend on the request at load (see FoldedRules). Decisions
+	// are the same either way; tests compare them.
+	NoFold bool
 }
 
 // Policies returns the loaded policies sorted by ID.
@@ -182,9 +188,7 @@ func Load(ctx context.Context, src Source) (*Registry, error) {
 	// Print is enabled only when some module calls print(): otherwise the
 	// policies keep their combined queries (see policySet).
 	printing := src.Print != nil && callsPrint(modules)
-	compiler := ast.NewCompiler().WithEnablePrintStatements(printing).
-		WithCapabilities(sandbox.Capabilities()).
-		WithBuiltins(map[string]*ast.Builtin{progressBuiltin: {Name: progressBuiltin, Decl: progressDecl.Decl}})
+	compiler := newCompiler(printing, sandbox)
 	compiler.Compile(modules)
 	if compiler.Failed() {
 		return nil, fmt.Errorf("%w: compile: %w", ErrLoad, compiler.Errors)
@@ -204,7 +208,29 @@ func Load(ctx context.Context, src Source) (*Registry, error) {
 		rootPackage: map[string]any{configKey: cfg},
 	}, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
 
-	reg := &Registry{byID: map[string]*Policy{}, config: cfg, exempt: st.exemptNamespaces, compiler: compiler, store: store, Notices: notices}
+	// Rules that do not depend on the request are computed once, here (see
+	// foldConstants). The folded modules compile like the originals; should
+	// they not, the originals are used: folding only ever saves time.
+	var folded []string
+	if !src.NoFold {
+		foldedModules, stats, err := foldConstants(ctx, compiler, store, modules)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrLoad, err)
+		}
+		if len(stats.Folded) > 0 {
+			// The originals passed the type checker; a folded value is a
+			// literal, whose closed object type would turn a read of an
+			// absent key (undefined at run time, as before) into a type
+			// error. Types do not change evaluation.
+			fc := newCompiler(printing, sandbox).WithSkipStages(ast.StageCheckTypes)
+			fc.Compile(foldedModules)
+			if !fc.Failed() {
+				compiler, folded = fc, stats.Folded
+			}
+		}
+	}
+
+	reg := &Registry{byID: map[string]*Policy{}, config: cfg, exempt: st.exemptNamespaces, compiler: compiler, store: store, Notices: notices, folded: folded}
 	// print() output is tagged with the policy evaluated: each policy runs
 	// in its own query with its own hook, never in a combined one.
 	reg.oneByOne = printing
@@ -242,6 +268,17 @@ func Load(ctx context.Context, src Source) (*Registry, error) {
 	reg.prepareSets(ctx)
 	return reg, nil
 }
+
+// newCompiler is the compiler of a registry's modules.
+func newCompiler(printing bool, sandbox *Sandbox) *ast.Compiler {
+	return ast.NewCompiler().WithEnablePrintStatements(printing).
+		WithCapabilities(sandbox.Capabilities()).
+		WithBuiltins(map[string]*ast.Builtin{progressBuiltin: {Name: progressBuiltin, Decl: progressDecl.Decl}})
+}
+
+// FoldedRules lists the rules computed at load instead of per request (see
+// foldConstants), as data paths, sorted.
+func (r *Registry) FoldedRules() []string { return append([]string(nil), r.folded...) }
 
 // prepareSets prepares, at load time, the multi-policy query of each phase
 // for each resource the policies name, so requests do not pay for it.
