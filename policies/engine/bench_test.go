@@ -75,6 +75,17 @@ func BenchmarkEvaluate(b *testing.B) {
 				})
 			}
 		}
+		b.Run(name+"/validating-parallel", func(b *testing.B) {
+			// On the cores GOMAXPROCS gives (one request at a time: the
+			// others are idle), split over the policies' groups.
+			b.ReportAllocs()
+			par := New(reg, nil, WithParallelism(1))
+			for b.Loop() {
+				if _, err := par.Evaluate(ctx, Validating, req, Options{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 		b.Run(name+"/validating-cache-hit", func(b *testing.B) {
 			b.ReportAllocs()
 			cached := New(reg, nil, WithDecisionCache(DefaultCacheEntries, DefaultCacheBytes))

@@ -13,6 +13,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/open-policy-agent/opa/v1/types"
+	admissionv1 "k8s.io/api/admission/v1"
 )
 
 // maxPolicySets bounds the prepared multi-policy queries a registry keeps
@@ -229,4 +230,127 @@ func combinable(compiler *ast.Compiler, p *Policy) bool {
 		}
 	}
 	return true
+}
+
+// earlyResult is one policy's outcome from a combined query: its result and
+// time, or the error that stopped the query at it. done is false for the
+// policies the query did not reach (they are evaluated one by one).
+type earlyResult struct {
+	res  *policyResult
+	took time.Duration
+	err  error
+	done bool
+}
+
+// evalSets evaluates the selected policies in combined queries: one, or, for
+// a validating request large enough to be worth it while cores are idle
+// (see WithParallelism), one per group of policies at the same time. The
+// outcome of each policy is the same either way: the policies of a set are
+// independent (validating policies only read the request), each group is
+// evaluated like a whole set, and the results are put back in ID order.
+func (e *Engine) evalSets(ctx context.Context, reg *Registry, phase Phase, req *admissionv1.AdmissionRequest, selected []*Policy, input ast.Value) []earlyResult {
+	if len(selected) < 2 || reg.oneByOne {
+		return nil
+	}
+	groups := e.groups(phase, req, len(selected))
+	if groups > 1 {
+		defer e.extra.Add(-int32(groups - 1))
+	}
+	early := make([]earlyResult, len(selected))
+	if groups <= 1 {
+		ps := reg.policySet(ctx, selected)
+		if ps == nil {
+			return nil
+		}
+		fill(early, ps.eval(ctx, input))
+		return early
+	}
+	parts := partition(selected, groups)
+	var wg sync.WaitGroup
+	for _, part := range parts[1:] {
+		wg.Go(func() { evalPart(ctx, reg, selected, part, input, early) })
+	}
+	evalPart(ctx, reg, selected, parts[0], input, early)
+	wg.Wait()
+	return early
+}
+
+// evalPart evaluates the policies at indices part (of selected) as one set
+// and records their outcomes in early.
+func evalPart(ctx context.Context, reg *Registry, selected []*Policy, part []int, input ast.Value, early []earlyResult) {
+	policies := make([]*Policy, len(part))
+	for j, i := range part {
+		policies[j] = selected[i]
+	}
+	var res setResult
+	if len(policies) == 1 {
+		r, err := policies[0].evalTimed(ctx, input)
+		res = setResult{results: []*policyResult{r.res}, took: []time.Duration{r.took}}
+		if err != nil {
+			res = setResult{err: err}
+		}
+	} else if ps := reg.policySet(ctx, policies); ps != nil {
+		res = ps.eval(ctx, input)
+	} else {
+		return // one by one, by the caller
+	}
+	sub := make([]earlyResult, len(part))
+	fill(sub, res)
+	for j, i := range part {
+		early[i] = sub[j]
+	}
+}
+
+func (p *Policy) evalTimed(ctx context.Context, input ast.Value) (earlyResult, error) {
+	start := time.Now()
+	res, err := p.eval(ctx, input)
+	return earlyResult{res: res, took: time.Since(start), done: true}, err
+}
+
+// fill records a set's results in early (indexed like the set's policies).
+func fill(early []earlyResult, set setResult) {
+	for i, r := range set.results {
+		early[i] = earlyResult{res: r, took: set.took[i], done: true}
+	}
+	if n := len(set.results); n < len(early) && set.err != nil {
+		early[n] = earlyResult{err: set.err, done: true}
+	}
+}
+
+// partition splits the indices of n policies into groups, round robin, so
+// each group gets a share of the costly and of the cheap ones.
+func partition(selected []*Policy, groups int) [][]int {
+	parts := make([][]int, groups)
+	for i := range selected {
+		parts[i%groups] = append(parts[i%groups], i)
+	}
+	return parts
+}
+
+// maxGroups bounds the goroutines one request's policies are spread over.
+const maxGroups = 4
+
+// groups is how many combined queries the request's n policies are split
+// into: more than one only for a validating request whose object (or old
+// object) is at least the parallelism threshold, and only as many as there are idle
+// cores (GOMAXPROCS minus the evaluations and extra groups in flight), so a
+// busy server evaluates each request in one query, the cheapest way, and
+// an idle one answers a large request sooner. The cores taken are given
+// back (extra) when the evaluation ends.
+func (e *Engine) groups(phase Phase, req *admissionv1.AdmissionRequest, n int) int {
+	size := max(len(req.Object.Raw), len(req.OldObject.Raw))
+	if e.parallelMinBytes <= 0 || phase != Validating || size < e.parallelMinBytes || e.procs < 2 {
+		return 1
+	}
+	want := int32(min(n, maxGroups, int(e.procs)))
+	for {
+		extra := e.extra.Load()
+		take := min(want-1, e.procs-e.busy.Load()-extra)
+		if take <= 0 {
+			return 1
+		}
+		if e.extra.CompareAndSwap(extra, extra+take) {
+			return int(take) + 1
+		}
+	}
 }

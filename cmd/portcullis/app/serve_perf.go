@@ -33,6 +33,12 @@ const DefaultGOGC = 200
 // pod's limit it does not protect it.
 const DefaultMemoryLimitRatio = 0.9
 
+// DefaultParallelMinBytes is the object size from which serve splits a
+// validating request over idle cores. Below it (a typical pod is ~4 KB) the
+// policies' shared work (the pod spec, the container list), done once per
+// query, costs about what a second core saves.
+const DefaultParallelMinBytes = 16 << 10
+
 // DefaultMaxConnections caps the webhook listener's open connections.
 // kube-apiservers keep a few dozen each; 512 leaves room for several of them
 // and for clients that open one per request, while bounding the buffers
@@ -68,6 +74,10 @@ type PerformanceOptions struct {
 	// SmallBytesInFlight and LargeBytesInFlight are each lane's budget of
 	// request bodies in flight.
 	SmallBytesInFlight, LargeBytesInFlight int64
+	// ParallelMinBytes is the object size from which a validating request's
+	// policies may be evaluated in several queries at once on idle cores
+	// (see engine.WithParallelism; 0: never).
+	ParallelMinBytes int
 
 	// cgroupLimit reads the container's memory limit (tests replace it).
 	cgroupLimit memlimit.Provider
@@ -86,6 +96,7 @@ func NewPerformanceOptions() PerformanceOptions {
 		LargeRequestBytes:  webhooks.DefaultLargeRequestBytes,
 		SmallBytesInFlight: webhooks.DefaultSmallBytesInFlight,
 		LargeBytesInFlight: webhooks.DefaultLargeBytesInFlight,
+		ParallelMinBytes:   DefaultParallelMinBytes,
 		cgroupLimit:        memlimit.FromCgroup,
 	}
 }
@@ -102,6 +113,7 @@ func (o *PerformanceOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.QueueWait, "queue-wait", o.QueueWait, "how long a request over --max-concurrent-evaluations waits for a slot (at most a quarter of the apiserver's timeout)")
 	fs.IntVar(&o.DecisionCacheSize, "decision-cache-size", o.DecisionCacheSize, "decisions cached per policy set, keyed by everything the policies can read but the request UID (0 disables)")
 	fs.Int64Var(&o.DecisionCacheBytes, "decision-cache-bytes", o.DecisionCacheBytes, "approximate memory bound of the decision cache")
+	fs.IntVar(&o.ParallelMinBytes, "parallel-min-bytes", o.ParallelMinBytes, "objects at least this long are evaluated by several validating queries at once on the cores no other evaluation uses (GOMAXPROCS > 1; decisions are the same; 0: never)")
 	fs.IntVar(&o.GOGC, "gogc", o.GOGC, "garbage-collector target percentage (Go's default is 100; the GOGC environment variable overrides the default but not this flag)")
 	fs.Int64Var(&o.MemoryLimit, "memory-limit", o.MemoryLimit, "soft memory limit of the Go runtime in bytes: past it the collector runs more often, whatever --gogc says (default: 90% of the container's cgroup memory limit, none without one; the GOMEMLIMIT environment variable overrides the default but not this flag; 0: none)")
 }
@@ -128,6 +140,9 @@ func (o *PerformanceOptions) Validate() error {
 	}
 	if o.LargeRequestBytes <= 0 {
 		return errors.New("--large-request-bytes must be positive")
+	}
+	if o.ParallelMinBytes < 0 {
+		return errors.New("--parallel-min-bytes must not be negative")
 	}
 	if o.SmallBytesInFlight < o.LargeRequestBytes {
 		return errors.New("--small-bytes-in-flight must be at least --large-request-bytes")
@@ -195,9 +210,12 @@ func (o *PerformanceOptions) memoryLimit(envGOMEMLIMIT string) (limit int64, sou
 	return int64(float64(cg) * DefaultMemoryLimitRatio), fmt.Sprintf("%.0f%% of the cgroup memory limit %d", DefaultMemoryLimitRatio*100, cg)
 }
 
-// engineOptions configure the decision cache.
+// engineOptions configure the decision cache and parallel evaluation.
 func (o *PerformanceOptions) engineOptions() []engine.EngineOption {
-	return []engine.EngineOption{engine.WithDecisionCache(o.DecisionCacheSize, o.DecisionCacheBytes)}
+	return []engine.EngineOption{
+		engine.WithDecisionCache(o.DecisionCacheSize, o.DecisionCacheBytes),
+		engine.WithParallelism(o.ParallelMinBytes),
+	}
 }
 
 // admission builds the two admission lanes shared by both webhooks.
