@@ -1,7 +1,8 @@
 // Command bench-load is the side-by-side load test behind `make bench-load`:
-// three servers on loopback, each pinned to one core with GOMAXPROCS=1, the
-// same AdmissionReviews sent over HTTPS keep-alive HTTP/1.1, bounded in time
-// and request count.
+// servers on loopback, pinned with taskset, the same AdmissionReviews sent
+// over HTTPS keep-alive HTTP/1.1, bounded in time and request count.
+//
+// One core (-server-cpu, GOMAXPROCS=1), three servers:
 //
 //  1. floor: `portcullis serve` with an empty policy set (decode, encode, TLS);
 //  2. portcullis: `portcullis serve` with the default policy set, /validate and /mutate;
@@ -10,8 +11,16 @@
 //     admission-control tutorial), on POST / (OPA's default decision).
 //
 // For each server and body it measures saturation throughput (closed loop),
-// p50/p99 latency at a fixed rate (open loop) and RSS, then prints a
-// markdown table with the ratios and writes it to -out.
+// p50/p99 latency at a fixed rate (open loop) and RSS (report.go renders the
+// table and the ratios).
+//
+// Then, for each further core count of -cores (default 2 and 4), portcullis
+// and stock OPA are restarted with GOMAXPROCS=N, pinned to N CPUs
+// (scaling.go chooses them, away from the load generator while the machine
+// has enough), and /validate and OPA are measured with unique objects:
+// saturation and p99 at each -scale-rates rate (also measured on one core).
+// A count above the machine's CPUs is reported n/a. Last, the targets are
+// judged from the run's figures: met, missed or n/a.
 //
 // Run it pinned to the other core: `taskset -c 1 bench-load ...` (the
 // Makefile does).
@@ -32,10 +41,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -57,6 +71,27 @@ type config struct {
 	cached              bool
 	keep                bool
 	dump                string
+	cores, rates        string // -cores, -scale-rates as given
+	coreCounts          []int  // parsed -cores
+	scaleRates          []int  // parsed -scale-rates
+}
+
+// validate parses the list flags.
+func (c *config) validate() error {
+	var err error
+	if c.coreCounts, err = positiveInts("cores", c.cores); err != nil {
+		return err
+	}
+	if len(c.coreCounts) == 0 {
+		return fmt.Errorf("-cores %q: no core count", c.cores)
+	}
+	if c.scaleRates, err = positiveInts("scale-rates", c.rates); err != nil {
+		return err
+	}
+	if c.rate < 1 {
+		return fmt.Errorf("-rate %d: want at least 1", c.rate)
+	}
+	return nil
 }
 
 func main() {
@@ -91,7 +126,13 @@ func main() {
 	flag.BoolVar(&c.cached, "cached", true, "also measure identical objects (decision cache hits) on the portcullis points")
 	flag.BoolVar(&c.keep, "keep", false, "keep the temporary directory (logs, OPA bundle)")
 	flag.StringVar(&c.dump, "dump", "", "write the request bodies (unique-mode samples) into this directory and exit")
+	flag.StringVar(&c.cores, "cores", "1,2,4", "core counts (GOMAXPROCS, taskset over that many CPUs): 1 is the one-core table, more cores the scaling table (/validate and OPA); counts above the machine's CPUs print n/a")
+	flag.StringVar(&c.rates, "scale-rates", "500,2000", "requests/s of the scaling table's fixed-rate points (/validate and OPA, every core count)")
 	flag.Parse()
+	if err := c.validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-load:", err)
+		os.Exit(2)
+	}
 
 	if c.dump != "" {
 		if err := dump(c.dump); err != nil {
@@ -109,11 +150,21 @@ func main() {
 	}
 }
 
-// point is one row of the table.
+// Server labels, as printed in the tables.
+const (
+	labelFloor    = "floor (no policies) /validate"
+	labelValidate = "portcullis /validate"
+	labelMutate   = "portcullis /mutate"
+	labelOPA      = "stock OPA POST /"
+)
+
+// point is one server, body and core count.
 type point struct {
 	body, server      string
+	cores             int
 	sat, satCache     *result
-	fixed, fixedCache *result
+	fixed, fixedCache *result         // at -rate: the one-core table (nil on more cores)
+	byRate            map[int]*result // unique objects at each fixed rate measured, -rate included
 	rss, hwm          float64
 }
 
@@ -156,46 +207,16 @@ func run(ctx context.Context, c config, stdout io.Writer) error {
 		}
 		bs = keep
 	}
+	if len(bs) == 0 {
+		return fmt.Errorf("-bodies %q: no such body", c.bodies)
+	}
 	want := map[string]bool{}
 	for _, s := range strings.Split(c.onlyServers, ",") {
 		want[strings.TrimSpace(s)] = true
 	}
-
-	pflags := strings.Fields(c.portcullisFlags)
-	penv := strings.Fields(c.portcullisEnv)
-	var servers []*server
-	defer func() {
-		for _, s := range servers {
-			s.stop()
-		}
-	}()
-	startAll := func() (floor, full, opa *server, err error) {
-		if want["floor"] {
-			if floor, err = startPortcullis("floor", tmp, c.serverCPU, c.portcullis, certDir, penv, append([]string{"--builtin=false", "--policies", empty, "--allow-empty-policies"}, pflags...)); err != nil {
-				return
-			}
-			servers = append(servers, floor)
-		}
-		if want["validate"] || want["mutate"] {
-			if full, err = startPortcullis("portcullis", tmp, c.serverCPU, c.portcullis, certDir, penv, pflags); err != nil {
-				return
-			}
-			servers = append(servers, full)
-		}
-		if want["opa"] {
-			if opa, err = startOPA(tmp, c.serverCPU, c.opa, certDir, opaDir, bundle.CACert, strings.Fields(c.opaEnv)); err != nil {
-				return
-			}
-			servers = append(servers, opa)
-		}
-		for _, s := range servers {
-			if err = s.wait(ctx); err != nil {
-				return
-			}
-		}
-		return
-	}
-	floor, full, opa, err := startAll()
+	usable := usableCPUs()
+	_, noTaskset := exec.LookPath("taskset")
+	setups, err := planCores(c.coreCounts, c.serverCPU, usable, loadCPUs(usable), noTaskset == nil)
 	if err != nil {
 		return err
 	}
@@ -203,57 +224,23 @@ func run(ctx context.Context, c config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if opa != nil {
-		if err := checkOPA(ctx, client, opa, bs[0].render(true)); err != nil {
+	e := env{c: c, tmp: tmp, certDir: certDir, empty: empty, opaDir: opaDir, caPEM: bundle.CACert, client: client, bodies: bs, want: want}
+
+	fmt.Fprintf(stdout, "bench-load: %d connections, %s saturation points (+%s warm-up), %d req/s fixed-rate points of %s; cores %s (scaling rates %s req/s); load generator GOMAXPROCS=%d\n",
+		c.conns, c.duration, c.warmup, c.rate, c.rateDur, joinInts(c.coreCounts), joinInts(c.scaleRates), runtime.GOMAXPROCS(0))
+	var points []*point
+	for _, s := range setups {
+		fmt.Fprintf(stdout, "%s: %s\n", cores(s.n), s)
+		if s.missing != "" {
+			continue
+		}
+		ps, err := e.measure(ctx, s, stdout)
+		points = append(points, ps...)
+		if err != nil {
 			return err
 		}
 	}
-
-	fmt.Fprintf(stdout, "bench-load: %d connections, %s saturation points (+%s warm-up), %d req/s fixed-rate points of %s; servers on CPU %s, load generator GOMAXPROCS=%d\n",
-		c.conns, c.duration, c.warmup, c.rate, c.rateDur, c.serverCPU, runtime.GOMAXPROCS(0))
-	type plan struct {
-		label string
-		s     *server
-		path  string
-		cache bool
-	}
-	// Portcullis paths carry the apiserver's ?timeout= (10 s, its default).
-	plans := []plan{
-		{"floor (no policies) /validate", floor, "/validate?timeout=10s", false},
-		{"portcullis /validate", full, "/validate?timeout=10s", c.cached},
-		{"portcullis /mutate", full, "/mutate?timeout=10s", c.cached},
-		{"stock OPA POST /", opa, "/", false},
-	}
-	keys := []string{"floor", "validate", "mutate", "opa"}
-	var points []*point
-	for i, pl := range plans {
-		if pl.s == nil || !want[keys[i]] {
-			continue
-		}
-		for _, b := range bs {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			p := &point{body: b.name, server: pl.label}
-			url := pl.s.url + pl.path
-			p.sat = saturate(ctx, client, url, b, true, c.conns, c.warmup, c.duration, c.max)
-			p.rss, _ = pl.s.memory()
-			if pl.cache {
-				p.satCache = saturate(ctx, client, url, b, false, c.conns, c.warmup, c.duration, c.max)
-			}
-			p.fixed = fixedRate(ctx, client, url, b, true, c.conns, c.rate, c.rateDur)
-			if pl.cache {
-				p.fixedCache = fixedRate(ctx, client, url, b, false, c.conns, c.rate, c.rateDur)
-			}
-			if rss, _ := pl.s.memory(); rss > p.rss {
-				p.rss = rss
-			}
-			_, p.hwm = pl.s.memory()
-			fmt.Fprintf(stdout, "  %-32s %-12s %s\n", pl.label, b.name, p.summary())
-			points = append(points, p)
-		}
-	}
-	table := report(c, bs, points)
+	table := report(c, bs, points, setups)
 	fmt.Fprintln(stdout)
 	fmt.Fprint(stdout, table)
 	if c.out != "" {
@@ -265,21 +252,150 @@ func run(ctx context.Context, c config, stdout io.Writer) error {
 	return nil
 }
 
+// env is what every core count's measurement shares.
+type env struct {
+	c                           config
+	tmp, certDir, empty, opaDir string
+	caPEM                       []byte
+	client                      *http.Client
+	bodies                      []*body
+	want                        map[string]bool
+}
+
+// measure starts the servers of one core count (GOMAXPROCS=n, pinned to
+// s.cpus), measures them and stops them. One core: floor, /validate,
+// /mutate and OPA, with identical objects too (the one-core table); more
+// cores: /validate and OPA with unique objects (the scaling table).
+func (e *env) measure(ctx context.Context, s coreSetup, stdout io.Writer) ([]*point, error) {
+	c := e.c
+	cpu := ""
+	if s.pinned {
+		cpu = s.cpus.String()
+	}
+	procs := "GOMAXPROCS=" + strconv.Itoa(s.n) // after start's GOMAXPROCS=1: the last value wins
+	penv := append([]string{procs}, strings.Fields(c.portcullisEnv)...)
+	oenv := append([]string{procs}, strings.Fields(c.opaEnv)...)
+	pflags := strings.Fields(c.portcullisFlags)
+	suffix := ""
+	if s.n > 1 {
+		suffix = fmt.Sprintf("-%dcores", s.n)
+	}
+	one := s.n == 1
+	var servers []*server
+	defer func() {
+		for _, srv := range servers {
+			srv.stop()
+		}
+	}()
+	var floor, full, opa *server
+	if one && e.want["floor"] {
+		srv, err := startPortcullis("floor", e.tmp, cpu, c.portcullis, e.certDir, penv, append([]string{"--builtin=false", "--policies", e.empty, "--allow-empty-policies"}, pflags...))
+		if err != nil {
+			return nil, err
+		}
+		floor = srv
+		servers = append(servers, srv)
+	}
+	if e.want["validate"] || (one && e.want["mutate"]) {
+		srv, err := startPortcullis("portcullis"+suffix, e.tmp, cpu, c.portcullis, e.certDir, penv, pflags)
+		if err != nil {
+			return nil, err
+		}
+		full = srv
+		servers = append(servers, srv)
+	}
+	if e.want["opa"] {
+		srv, err := startOPA(e.tmp, cpu, c.opa, e.certDir, e.opaDir, e.caPEM, oenv)
+		if err != nil {
+			return nil, err
+		}
+		srv.name += suffix
+		opa = srv
+		servers = append(servers, srv)
+	}
+	for _, srv := range servers {
+		if err := srv.wait(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if opa != nil {
+		if err := checkOPA(ctx, e.client, opa, e.bodies[0].render(true)); err != nil {
+			return nil, err
+		}
+	}
+	type plan struct {
+		key, label string
+		s          *server
+		path       string
+		cache      bool
+		rates      bool // the scaling rates too
+	}
+	scaling := len(c.coreCounts) > 1
+	// Portcullis paths carry the apiserver's ?timeout= (10 s, its default).
+	plans := []plan{
+		{"floor", labelFloor, floor, "/validate?timeout=10s", false, false},
+		{"validate", labelValidate, full, "/validate?timeout=10s", one && c.cached, scaling},
+		{"mutate", labelMutate, full, "/mutate?timeout=10s", one && c.cached, false},
+		{"opa", labelOPA, opa, "/", false, scaling},
+	}
+	var points []*point
+	for _, pl := range plans {
+		if pl.s == nil || !e.want[pl.key] || (!one && !pl.rates) {
+			continue
+		}
+		for _, b := range e.bodies {
+			if ctx.Err() != nil {
+				return points, ctx.Err()
+			}
+			p := &point{body: b.name, server: pl.label, cores: s.n, byRate: map[int]*result{}}
+			url := pl.s.url + pl.path
+			p.sat = saturate(ctx, e.client, url, b, true, c.conns, c.warmup, c.duration, c.max)
+			p.rss, _ = pl.s.memory()
+			if pl.cache {
+				p.satCache = saturate(ctx, e.client, url, b, false, c.conns, c.warmup, c.duration, c.max)
+			}
+			if one {
+				p.fixed = fixedRate(ctx, e.client, url, b, true, c.conns, c.rate, c.rateDur)
+				p.byRate[c.rate] = p.fixed
+				if pl.cache {
+					p.fixedCache = fixedRate(ctx, e.client, url, b, false, c.conns, c.rate, c.rateDur)
+				}
+			}
+			if pl.rates {
+				for _, r := range c.scaleRates {
+					if p.byRate[r] == nil {
+						p.byRate[r] = fixedRate(ctx, e.client, url, b, true, c.conns, r, c.rateDur)
+					}
+				}
+			}
+			if rss, _ := pl.s.memory(); rss > p.rss {
+				p.rss = rss
+			}
+			_, p.hwm = pl.s.memory()
+			fmt.Fprintf(stdout, "  %-32s %-12s %-7s  %s\n", pl.label, b.name, cores(s.n), p.summary())
+			points = append(points, p)
+		}
+	}
+	return points, nil
+}
+
 func (p *point) summary() string {
 	s := fmt.Sprintf("sat %7.0f/s", p.sat.rps())
 	if p.satCache != nil {
 		s += fmt.Sprintf("  cached %7.0f/s", p.satCache.rps())
 	}
-	s += fmt.Sprintf("  @rate p50 %s p99 %s", ms(p.fixed.quantile(0.5)), ms(p.fixed.quantile(0.99)))
-	if p.fixedCache != nil {
-		s += fmt.Sprintf(" (cached p50 %s p99 %s)", ms(p.fixedCache.quantile(0.5)), ms(p.fixedCache.quantile(0.99)))
+	for _, r := range slices.Sorted(maps.Keys(p.byRate)) {
+		f := p.byRate[r]
+		s += fmt.Sprintf("  @%d/s p50 %s p99 %s", r, ms(f.quantile(0.5)), ms(f.quantile(0.99)))
+		if f == p.fixed && p.fixedCache != nil {
+			s += fmt.Sprintf(" (cached p50 %s p99 %s)", ms(p.fixedCache.quantile(0.5)), ms(p.fixedCache.quantile(0.99)))
+		}
+		if f.dropped > 0 {
+			s += fmt.Sprintf(" (%d not sent)", f.dropped)
+		}
 	}
 	s += fmt.Sprintf("  RSS %.0f MB (HWM %.0f)", p.rss, p.hwm)
-	if n := p.sat.errorCount() + p.fixed.errorCount(); n > 0 {
-		first := p.sat.firstError
-		if first == "" {
-			first = p.fixed.firstError
-		}
+	if n, first := p.errors(); n > 0 {
 		s += fmt.Sprintf("  ERRORS %d (%s)", n, first)
 	}
 	if p.satCache != nil && p.satCache.errorCount() > 0 {
@@ -294,61 +410,28 @@ func (p *point) summary() string {
 	return s
 }
 
+// errors counts the failed requests of the unique-object measurements
+// (saturation and every fixed rate) and returns the first failure.
+func (p *point) errors() (int, string) {
+	n, first := p.sat.errorCount(), p.sat.firstError
+	for _, r := range slices.Sorted(maps.Keys(p.byRate)) {
+		f := p.byRate[r]
+		n += f.errorCount()
+		if first == "" {
+			first = f.firstError
+		}
+	}
+	return n, first
+}
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 
-func report(c config, bs []*body, points []*point) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "Each server pinned to one core (GOMAXPROCS=1), load from the other core; HTTPS keep-alive HTTP/1.1, %d connections. "+
-		"Saturation: closed loop, %s per point, unique objects (no two requests alike; \"cached\": identical objects but for the UID). "+
-		"Latency: open loop at %d requests/s for %s, measured from when each request was due. RSS: VmRSS after the point (VmHWM for the whole run in brackets). "+
-		"Portcullis runs with its defaults (decision log on, extra flags: %q); stock OPA with its defaults but no per-request access log lines (--log-level-request debug), which favours OPA.\n\n",
-		c.conns, c.duration, c.rate, c.rateDur, c.portcullisFlags)
-	r := fmt.Sprint(c.rate)
-	b.WriteString("| body | server | saturation req/s | cached req/s | p50 @" + r + "/s | p99 @" + r + "/s | cached p50 / p99 @" + r + "/s | RSS MB |\n|---|---|---:|---:|---:|---:|---:|---:|\n")
-	byKey := map[string]*point{}
-	for _, p := range points {
-		byKey[p.body+"|"+p.server] = p
-		cached := "—"
-		if p.satCache != nil {
-			cached = fmt.Sprintf("%.0f", p.satCache.rps())
-		}
-		p99 := ms(p.fixed.quantile(0.99)) + overloaded(c, p.fixed)
-		cachedLat := "—"
-		if p.fixedCache != nil {
-			cachedLat = ms(p.fixedCache.quantile(0.5)) + " / " + ms(p.fixedCache.quantile(0.99)) + overloaded(c, p.fixedCache)
-		}
-		errs := ""
-		if n := p.sat.errorCount() + p.fixed.errorCount(); n > 0 {
-			errs = fmt.Sprintf(" (%d errors)", n)
-		}
-		fmt.Fprintf(&b, "| %s | %s | %.0f%s | %s | %s | %s | %s | %.0f (%.0f) |\n", p.body, p.server, p.sat.rps(), errs, cached, ms(p.fixed.quantile(0.5)), p99, cachedLat, p.rss, p.hwm)
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
 	}
-	b.WriteString("\nRatios (saturation throughput, same run):\n\n| body | /validate ÷ OPA | /validate cached ÷ OPA | /mutate ÷ OPA | /validate ÷ floor | /mutate ÷ floor |\n|---|---:|---:|---:|---:|---:|\n")
-	ratio := func(a, b *result) string {
-		if a == nil || b == nil || b.rps() == 0 {
-			return "—"
-		}
-		return fmt.Sprintf("%.2f", a.rps()/b.rps())
-	}
-	for _, bd := range bs {
-		v := byKey[bd.name+"|portcullis /validate"]
-		m := byKey[bd.name+"|portcullis /mutate"]
-		o := byKey[bd.name+"|stock OPA POST /"]
-		f := byKey[bd.name+"|floor (no policies) /validate"]
-		get := func(p *point) *result {
-			if p == nil {
-				return nil
-			}
-			return p.sat
-		}
-		var vc *result
-		if v != nil {
-			vc = v.satCache
-		}
-		fmt.Fprintf(&b, "| %s (%.1f KB) | %s | %s | %s | %s | %s |\n", bd.name, float64(bd.size)/1024,
-			ratio(get(v), get(o)), ratio(vc, get(o)), ratio(get(m), get(o)), ratio(get(v), get(f)), ratio(get(m), get(f)))
-	}
-	return b.String()
+	return strings.Join(s, ",")
 }
 
 // dump writes one sample of each body, for Go benchmarks and profiling.
@@ -367,12 +450,4 @@ func dump(dir string) error {
 		}
 	}
 	return nil
-}
-
-// overloaded flags a fixed-rate point the server could not keep up with.
-func overloaded(c config, r *result) string {
-	if r.rps() < 0.95*float64(c.rate) || r.dropped > 0 {
-		return fmt.Sprintf(" (overloaded: %.0f/s served)", float64(len(r.latencies))/r.elapsed.Seconds())
-	}
-	return ""
 }
