@@ -237,6 +237,9 @@ func run(ctx context.Context, c config, stdout io.Writer) error {
 		ps, err := e.measure(ctx, s, stdout)
 		points = append(points, ps...)
 		if err != nil {
+			if len(points) > 0 {
+				fmt.Fprintf(stdout, "\nPartial report (the run failed at %s, %s not written):\n\n%s", cores(s.n), c.out, report(c, bs, points, setups))
+			}
 			return err
 		}
 	}
@@ -305,11 +308,10 @@ func (e *env) measure(ctx context.Context, s coreSetup, stdout io.Writer) ([]*po
 		servers = append(servers, srv)
 	}
 	if e.want["opa"] {
-		srv, err := startOPA(e.tmp, cpu, c.opa, e.certDir, e.opaDir, e.caPEM, oenv)
+		srv, err := startOPA("opa"+suffix, e.tmp, cpu, c.opa, e.certDir, e.opaDir, e.caPEM, oenv)
 		if err != nil {
 			return nil, err
 		}
-		srv.name += suffix
 		opa = srv
 		servers = append(servers, srv)
 	}

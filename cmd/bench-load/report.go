@@ -161,8 +161,7 @@ func throughput(p *point) string {
 	if p == nil {
 		return "—"
 	}
-	n, _ := p.errors()
-	return fmt.Sprintf("%.0f%s", p.sat.rps(), errorNote(n))
+	return fmt.Sprintf("%.0f%s", p.sat.rps(), errorNote(p.sat.errorCount()))
 }
 
 func p99At(p *point, rate int) string {
@@ -170,7 +169,7 @@ func p99At(p *point, rate int) string {
 		return "—"
 	}
 	r := p.byRate[rate]
-	return ms(r.quantile(0.99)) + overloaded(rate, r)
+	return ms(r.quantile(0.99)) + overloaded(rate, r) + errorNote(r.errorCount())
 }
 
 func ratio(a, b *result) string {
@@ -222,11 +221,10 @@ func verdict(ok bool) string {
 func targets(bs []*body, points []*point, setups []coreSetup) []targetRow {
 	var rows []targetRow
 	notMeasured := targetRow{measured: "not measured in this run", verdict: na}
-	failures := func(ps ...*point) string {
+	failures := func(ps ...*point) string { // of the saturation points
 		n := 0
 		for _, p := range ps {
-			k, _ := p.errors()
-			n += k
+			n += p.sat.errorCount()
 		}
 		if n == 0 {
 			return ""

@@ -77,6 +77,7 @@ func runPoints(bs []*body) []*point {
 		if b.name == "deployment" {
 			o.sat.errors = map[int]int{500: 3}
 			o.sat.firstError = "status 500: boom"
+			o2.byRate[2000].errors = map[int]int{429: 5}
 		}
 		points = append(points, fl, v, m, o, v2, o2)
 	}

@@ -194,13 +194,13 @@ func startPortcullis(name, dir, cpu, bin, certDir string, env, extra []string) (
 // Its per-request access log lines are moved to debug (so not written):
 // Portcullis writes its decision log line, OPA writes nothing per request,
 // which errs in OPA's favour.
-func startOPA(dir, cpu, bin, certDir, bundle string, caPEM []byte, env []string) (*server, error) {
+func startOPA(name, dir, cpu, bin, certDir, bundle string, caPEM []byte, env []string) (*server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	s, err := start("opa", dir, cpu, env, bin, "run", "--server",
+	s, err := start(name, dir, cpu, env, bin, "run", "--server",
 		"--addr", addr,
 		"--tls-cert-file", filepath.Join(certDir, "tls.crt"),
 		"--tls-private-key-file", filepath.Join(certDir, "tls.key"),
