@@ -19,7 +19,7 @@ GOFLAGS_TEST ?=
 BENCHTIME ?= 2s
 BENCHCOUNT ?= 5
 
-.PHONY: help build run test test-go test-rego test-opa e2e bench bench-load bench-adversarial soak lint fmt manifests docker-build image release fuzz clean
+.PHONY: help build run test test-go test-rego test-opa bundle e2e bench bench-load bench-adversarial soak lint fmt manifests docker-build image release fuzz clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -52,6 +52,28 @@ test-opa: ## Stock OPA (built from go.mod's version) on the policy tree as it is
 	bin/opa test policies/
 	bin/opa check --strict policies/
 	bin/opa fmt --diff --fail policies/
+
+# The built-in policies as an OPA bundle, built by stock `opa build` from what
+# the binary embeds (policies/*/*.rego without tests) with policies/config.yaml
+# as data.portcullis.config (the layer's configuration, see README "OPA
+# bundles"). SIGNING_KEY=key.pem (RS256, or SIGNING_ALG) signs it as `opa sign`
+# does; serve verifies it with --bundle-verification-key.
+BUNDLE ?= bin/bundle.tar.gz
+BUNDLE_REVISION ?= $(VERSION)
+SIGNING_KEY ?=
+SIGNING_ALG ?= RS256
+bundle: ## The built-in policies as an OPA bundle (BUNDLE, default bin/bundle.tar.gz) with stock opa build; SIGNING_KEY=key.pem signs it
+	$(GO) build -o bin/opa github.com/open-policy-agent/opa
+	rm -rf bin/bundle-src && mkdir -p bin/bundle-src/portcullis/config
+	@set -e; for f in policies/*/*.rego; do \
+		case $$f in *_test.rego) continue;; esac; \
+		mkdir -p bin/bundle-src/$$(dirname $${f#policies/}); cp $$f bin/bundle-src/$${f#policies/}; \
+	done
+	cp policies/config.yaml bin/bundle-src/portcullis/config/data.yaml
+	@# From inside the directory: opa build names the modules by the path it is given.
+	cd bin/bundle-src && ../opa build -b . -o $(abspath $(BUNDLE)) --revision $(BUNDLE_REVISION) \
+		$(if $(SIGNING_KEY),--signing-key $(abspath $(SIGNING_KEY)) --signing-alg $(SIGNING_ALG))
+	@echo "bundle: $(BUNDLE) (revision $(BUNDLE_REVISION)$(if $(SIGNING_KEY),, unsigned))"
 
 e2e: ## End-to-end tests on a real kube-apiserver and etcd (builds them once, cached)
 	@if [ -x e2e/run.sh ]; then e2e/run.sh; else echo "e2e: no suite yet"; fi

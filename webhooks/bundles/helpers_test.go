@@ -83,6 +83,8 @@ type bundleServer struct {
 	body        []byte
 	full, fresh int // 200 and 304 answers
 	caFile      string
+	// token, when set, is the bearer token required (401 otherwise).
+	token string
 }
 
 func newBundleServer(t *testing.T, body []byte) *bundleServer {
@@ -91,6 +93,10 @@ func newBundleServer(t *testing.T, body []byte) *bundleServer {
 	s.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if s.token != "" && r.Header.Get("Authorization") != "Bearer "+s.token {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
 		sum := sha256.Sum256(s.body)
 		etag := `"` + hex.EncodeToString(sum[:8]) + `"`
 		if r.Header.Get("If-None-Match") == etag {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -128,6 +130,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// state returns a copy of the bundle's state.
+func (f *fixture) state() state {
+	f.m.mu.Lock()
+	defer f.m.mu.Unlock()
+	return *f.m.states[0]
+}
+
 func (f *fixture) failures(reason string) float64 {
 	return testutil.ToFloat64(f.m.Metrics.Failures.WithLabelValues("custom", reason))
 }
@@ -186,7 +195,7 @@ func TestManagerActivatesAndPollsWithETag(t *testing.T) {
 	if ok, failed := f.activations(); ok != 2 || len(failed) != 0 {
 		t.Errorf("activations: %d ok, failed %v; want 2 ok", ok, failed)
 	}
-	if got := testutil.ToFloat64(f.m.Metrics.Info.WithLabelValues("custom", "v2", f.m.states[0].etag)); got != 1 {
+	if got := testutil.ToFloat64(f.m.Metrics.Info.WithLabelValues("custom", "v2", f.state().etag)); got != 1 {
 		t.Errorf("portcullis_bundle_info for v2 = %v, want 1", got)
 	}
 	if n := testutil.CollectAndCount(f.m.Metrics.Info); n != 1 {
@@ -368,6 +377,38 @@ func TestClassify(t *testing.T) {
 	} {
 		if got := classify(errors.New(msg)); got != want {
 			t.Errorf("classify(%q) = %s, want %s", msg, got, want)
+		}
+	}
+}
+
+// TestManagerBearerTokenNotLogged: the token of --bundle-token-file reaches
+// the bundle server and appears in no log line, at debug level, on success
+// and on a refused download.
+func TestManagerBearerTokenNotLogged(t *testing.T) {
+	const canary = "canary-token-7f3a9b"
+	f := newFixture(t, tarball(t, map[string]string{"svc/svc.rego": svcPolicy("is not allowed", false)}, "v1", nil), false, nil, false)
+	f.srv.mu.Lock()
+	f.srv.token = canary
+	f.srv.mu.Unlock()
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(canary+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.m.Config.TokenFile = tokenFile
+	f.run(t)
+	waitFor(t, "activation with the token", func() bool { return f.eng.Registry().Policy("svc_types") != nil })
+	f.srv.mu.Lock()
+	f.srv.token = "another"
+	f.srv.body = tarball(t, map[string]string{"svc/svc.rego": svcPolicy("v2", false)}, "v2", nil)
+	f.srv.mu.Unlock()
+	waitFor(t, "a refused download (401)", func() bool { return f.failures(ReasonDownload) >= 1 })
+	if f.logs.Len() == 0 {
+		t.Fatal("nothing logged")
+	}
+	for _, e := range f.logs.All() {
+		line := fmt.Sprint(e.Message, e.ContextMap())
+		if strings.Contains(line, canary) {
+			t.Errorf("token logged: %s", line)
 		}
 	}
 }

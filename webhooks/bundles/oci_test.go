@@ -1,0 +1,87 @@
+package bundles
+
+import (
+	"context"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// TestManagerOCI: a bundle pushed to an OCI registry (in-process, on
+// loopback) as `oras push REF bundle.tar.gz:application/vnd.oci.image.layer.v1.tar+gzip`
+// does activates; polls of the same digest change nothing; a new push
+// activates.
+func TestManagerOCI(t *testing.T) {
+	var heads atomic.Int32 // manifest HEADs: OPA's polls (ociTarget.Resolve)
+	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	reg := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead && strings.Contains(r.URL.Path, "/manifests/") {
+			heads.Add(1)
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(reg.Close)
+	ref := strings.TrimPrefix(reg.URL, "https://") + "/policies/custom:v1"
+	push := func(tarball []byte) {
+		t.Helper()
+		r, err := name.ParseReference(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := mutate.AppendLayers(empty.Image, static.NewLayer(tarball, types.OCILayer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img = mutate.ConfigMediaType(mutate.MediaType(img, types.OCIManifestSchema1), types.OCIConfigJSON)
+		if err := remote.Write(r, img, remote.WithTransport(reg.Client().Transport)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	push(tarball(t, map[string]string{"svc/svc.rego": svcPolicy("is not allowed", false)}, "v1", nil))
+
+	f := newFixture(t, nil, false, nil, false)
+	spec, err := ParseSpec("oci://" + ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.Name != ref || spec.Service != reg.URL || spec.Resource != ref {
+		t.Fatalf("spec = %+v", spec)
+	}
+	f.m.Config.Bundles = []Spec{spec}
+	f.m.Config.CAFile = f.srv.caFile // httptest servers share one certificate
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.m.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	waitFor(t, "first activation", func() bool { return f.eng.Registry().Policy("svc_types") != nil })
+	first := f.eng.Registry()
+	if etag := f.state().etag; len(etag) != 64 {
+		t.Errorf("etag %q: want the layer's sha256 digest", etag)
+	}
+	polled := heads.Load()
+	waitFor(t, "two more polls", func() bool { return heads.Load() >= polled+2 })
+	if f.eng.Registry() != first {
+		t.Error("a poll of the same digest swapped the registry")
+	}
+	if ok, failed := f.activations(); ok != 1 || len(failed) != 0 {
+		t.Errorf("activations: %d ok, failed %v; want exactly 1", ok, failed)
+	}
+	push(tarball(t, map[string]string{"svc/svc.rego": svcPolicy("is forbidden here", false)}, "v2", nil))
+	waitFor(t, "second activation", func() bool { return f.eng.Registry() != first })
+	if got := f.state().revision; got != "v2" {
+		t.Errorf("revision = %q, want v2", got)
+	}
+}
