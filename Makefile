@@ -106,7 +106,7 @@ soak: ## One server, SOAK_DURATION (10m) at 500 requests/s of mixed bodies on lo
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s)
 	@for t in FuzzDecodeReview:./webhooks FuzzServeHTTP:./webhooks FuzzParse:./cmd/portcullis/internal/input FuzzFieldPath:./cmd/portcullis/internal/report \
 		FuzzParseJSONValue:./policies/engine FuzzRedact:./policies/engine FuzzMutationIdempotent:./policies/mutations \
-		FuzzParseNamespaceLabels:./audit; do \
+		FuzzParseNamespaceLabels:./audit FuzzParseSpec:./webhooks/bundles; do \
 		name=$${t%%:*}; pkg=$${t##*:}; \
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $${FUZZTIME:-30s} $$pkg || exit 1; \
 	done

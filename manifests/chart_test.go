@@ -286,3 +286,64 @@ func TestChartVersion(t *testing.T) {
 	v := releaseVersion(t)
 	runChecks(t, []check{{"Chart.yaml version, appVersion", []string{c.Version, c.AppVersion}, []string{strings.TrimPrefix(v, "v"), v}}})
 }
+
+// TestChartBundles: bundles.* become the --bundle flags, the key, token and
+// CA files mounted where the flags point, and egress for DNS and HTTPS.
+func TestChartBundles(t *testing.T) {
+	out, err := manifests.RenderChart(manifests.ChartDir, name, namespace, map[string]any{
+		"certificates": map[string]any{"mode": certMgr},
+		"bundles": map[string]any{
+			"urls":            []any{"team=https://bundles.example/team.tar.gz", "oci://ghcr.io/acme/policies:v7"},
+			"required":        true,
+			"minDelay":        "30s",
+			"maxDelay":        "2m",
+			"verificationKey": map[string]any{"secretName": "bundle-key", "keyId": "release", "algorithm": "ES256", "scope": "write"},
+			"tokenSecret":     "bundle-token",
+			"caConfigMap":     "bundle-ca",
+		},
+		"networkPolicy": map[string]any{"enabled": true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := decode(t, "bundles", []byte(filterKinds(t, out, "Deployment")))
+	d := get[*appsv1.Deployment](t, r, "Deployment", namespace, name)
+	c := d.Spec.Template.Spec.Containers[0]
+	i := slices.Index(c.Args, "--bundle=team=https://bundles.example/team.tar.gz")
+	if i < 0 {
+		t.Fatalf("no --bundle in %q", c.Args)
+	}
+	mode := int32(0o440)
+	runChecks(t, []check{
+		{"bundle args", c.Args[i:], []string{
+			"--bundle=team=https://bundles.example/team.tar.gz", "--bundle=oci://ghcr.io/acme/policies:v7", "--bundle-required",
+			"--bundle-min-delay=30s", "--bundle-max-delay=2m",
+			"--bundle-verification-key=/etc/portcullis/bundle-key/key.pem", "--bundle-verification-key-id=release",
+			"--bundle-verification-key-algorithm=ES256", "--bundle-verification-scope=write",
+			"--bundle-token-file=/etc/portcullis/bundle-token/token", "--bundle-ca-file=/etc/portcullis/bundle-ca/ca.crt",
+		}},
+		{"mounts", c.VolumeMounts[len(c.VolumeMounts)-3:], []corev1.VolumeMount{
+			{Name: "bundle-key", MountPath: "/etc/portcullis/bundle-key", ReadOnly: true},
+			{Name: "bundle-token", MountPath: "/etc/portcullis/bundle-token", ReadOnly: true},
+			{Name: "bundle-ca", MountPath: "/etc/portcullis/bundle-ca", ReadOnly: true},
+		}},
+		{"volumes", d.Spec.Template.Spec.Volumes[len(d.Spec.Template.Spec.Volumes)-3:], []corev1.Volume{
+			{Name: "bundle-key", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "bundle-key", DefaultMode: &mode, Items: []corev1.KeyToPath{{Key: "key.pem", Path: "key.pem"}}}}},
+			{Name: "bundle-token", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "bundle-token", DefaultMode: &mode, Items: []corev1.KeyToPath{{Key: "token", Path: "token"}}}}},
+			{Name: "bundle-ca", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "bundle-ca"}, Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}}},
+		}},
+	})
+	var np struct {
+		Spec struct {
+			Egress json.RawMessage `json:"egress"`
+		} `json:"spec"`
+	}
+	if err := yaml.Unmarshal([]byte(filterKinds(t, out, "NetworkPolicy")), &np); err != nil {
+		t.Fatal(err)
+	}
+	runChecks(t, []check{{"egress", string(np.Spec.Egress), `[{"ports":[{"port":53,"protocol":"UDP"},{"port":53,"protocol":"TCP"},{"port":443,"protocol":"TCP"}]}]`}})
+
+	if _, err := manifests.RenderChart(manifests.ChartDir, name, namespace, map[string]any{"bundles": map[string]any{"urls": []any{"http://bundles.example/a.tar.gz"}}}); err == nil || !strings.Contains(err.Error(), "at '/bundles/urls/0'") {
+		t.Errorf("plain http URL: err = %v, want the schema to refuse /bundles/urls/0", err)
+	}
+}
