@@ -91,6 +91,10 @@ func newHTTPSBundles(t *testing.T) *httpsBundles {
 		s.mu.Lock()
 		body := s.body
 		s.mu.Unlock()
+		if body == nil {
+			http.NotFound(w, r)
+			return
+		}
 		sum := sha256.Sum256(body)
 		etag := `"` + hex.EncodeToString(sum[:8]) + `"`
 		if r.Header.Get("If-None-Match") == etag {
@@ -160,8 +164,7 @@ func TestBundleDelivery(t *testing.T) {
 	ctx := context.Background()
 	key, other := newSigningKey(t), newSigningKey(t)
 
-	web := newHTTPSBundles(t)
-	web.set(bundleTarball(t, map[string]string{"no_nodeport/policy.rego": servicePolicy("no_nodeport", "NodePort", "is not allowed")}, "web-1", &key))
+	web := newHTTPSBundles(t) // 404 until the first set
 	reg := httptest.NewTLSServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(reg.Close)
 	host := strings.TrimPrefix(reg.URL, "https://")
@@ -184,7 +187,30 @@ func TestBundleDelivery(t *testing.T) {
 		"--bundle-verification-key=" + keyFile,
 		"--bundle-min-delay=1s", "--bundle-max-delay=1s",
 		"--bundle-required",
-	}})
+	}, NoWait: true})
+	// --bundle-required: not ready while the HTTPS bundle is missing.
+	const notReady = "not ready: bundles not activated yet (--bundle-required): web\n"
+	ok, msg := pollUntil(60*time.Second, 100*time.Millisecond, func(context.Context) (bool, string) {
+		resp, err := http.Get("http://" + srv.HealthAddr + "/readyz")
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == http.StatusServiceUnavailable && string(b) == notReady, fmt.Sprintf("%d %q", resp.StatusCode, b)
+	})
+	if !ok {
+		t.Fatalf("want 503 %q: %s", notReady, msg)
+	}
+	ok, msg = pollUntil(30*time.Second, 100*time.Millisecond, func(context.Context) (bool, string) {
+		v := srv.Metric(t, `portcullis_bundle_failures_total{bundle="web",reason="download"}`)
+		return v >= 1, fmt.Sprintf("failures{web,download} = %v", v)
+	})
+	if !ok {
+		t.Errorf("404 not counted: %s", msg)
+	}
+	web.set(bundleTarball(t, map[string]string{"no_nodeport/policy.rego": servicePolicy("no_nodeport", "NodePort", "is not allowed")}, "web-1", &key))
+	srv.WaitReady(t)
 	readyz := readyzVerbose(t, srv)
 	for _, want := range []string{`bundle web: revision "web-1"`, `bundle oci: revision "oci-1"`} {
 		if !strings.Contains(readyz, want) {

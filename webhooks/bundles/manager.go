@@ -36,7 +36,8 @@ type Config struct {
 	// Verification, when not nil, holds the keys bundles must be signed with
 	// (`opa sign`): an unsigned bundle or a bad signature is refused.
 	Verification *bundle.VerificationConfig
-	// MaxBytes bounds each file in a bundle (0: OPA's default).
+	// MaxBytes bounds each file in a bundle, uncompressed (0: OPA's
+	// default, 1 GiB).
 	MaxBytes int64
 	// Required: not ready until every bundle has activated once.
 	Required bool

@@ -216,6 +216,7 @@ func TestManagerRefusesBadBundles(t *testing.T) {
 		name     string
 		noBase   bool
 		keyed    bool
+		small    bool // --bundle-max-bytes 32 KiB
 		bad      func(t *testing.T) []byte
 		reason   string
 		wantMsgs []string
@@ -282,6 +283,14 @@ func TestManagerRefusesBadBundles(t *testing.T) {
 			wantMsgs: []string{"reload refused: the new policy set has no policies (serving them would admit everything)"},
 		},
 		{
+			name: "a file over --bundle-max-bytes", small: true,
+			bad: func(t *testing.T) []byte {
+				return tarball(t, map[string]string{"svc/svc.rego": svcPolicy("x", true) + "# " + strings.Repeat("x", 64<<10) + "\n"}, "v2", nil)
+			},
+			reason:   ReasonDownload,
+			wantMsgs: []string{"bundle file /svc/svc.rego size (", "bytes) exceeds configured size_limit_bytes (32768 bytes)"},
+		},
+		{
 			name: "data outside portcullis.config",
 			bad: func(t *testing.T) []byte {
 				return tarball(t, map[string]string{"svc/svc.rego": svcPolicy("x", true), "data.json": `{"inventory": {"hosts": [1]}}`}, "v2", nil)
@@ -297,6 +306,9 @@ func TestManagerRefusesBadBundles(t *testing.T) {
 				k = &key
 			}
 			f := newFixture(t, tarball(t, good, "v1", k), tc.noBase, k, false)
+			if tc.small {
+				f.m.Config.MaxBytes = 32 << 10
+			}
 			f.run(t)
 			waitFor(t, "first activation", func() bool { return f.eng.Registry().Policy("svc_types") != nil })
 			reg := f.eng.Registry()

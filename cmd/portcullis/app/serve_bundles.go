@@ -30,6 +30,9 @@ type BundleOptions struct {
 	VerificationKeyAlgorithm string
 	VerificationScope        string
 	Required                 bool
+	// MaxBytes bounds each file in a bundle, as read (OPA's default, 1 GiB,
+	// is a gzip bomb's room).
+	MaxBytes int64
 }
 
 // NewBundleOptions returns the defaults: OPA's polling delays and key
@@ -40,6 +43,7 @@ func NewBundleOptions() BundleOptions {
 		MaxDelay:                 120 * time.Second,
 		VerificationKeyID:        "default",
 		VerificationKeyAlgorithm: "RS256",
+		MaxBytes:                 16 << 20,
 	}
 }
 
@@ -55,6 +59,7 @@ func (o *BundleOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.VerificationKeyAlgorithm, "bundle-verification-key-algorithm", o.VerificationKeyAlgorithm, "algorithm of the verification key (opa sign --signing-alg): RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, HS256, HS384, HS512")
 	fs.StringVar(&o.VerificationScope, "bundle-verification-scope", o.VerificationScope, "scope the signatures must carry (opa sign --claims-file with a scope claim; empty: not checked)")
 	fs.BoolVar(&o.Required, "bundle-required", o.Required, "not ready until every --bundle has activated once")
+	fs.Int64Var(&o.MaxBytes, "bundle-max-bytes", o.MaxBytes, "largest file a bundle may hold, uncompressed; a bundle with a larger one is refused")
 }
 
 // verificationAlgorithms are the algorithms OPA's bundle verification
@@ -80,6 +85,7 @@ func (o *BundleOptions) Validate() error {
 			{"--bundle-verification-key-algorithm", o.VerificationKeyAlgorithm != d.VerificationKeyAlgorithm},
 			{"--bundle-verification-scope", o.VerificationScope != ""},
 			{"--bundle-required", o.Required},
+			{"--bundle-max-bytes", o.MaxBytes != d.MaxBytes},
 		} {
 			if f.set {
 				return fmt.Errorf("%s needs --bundle", f.name)
@@ -89,6 +95,9 @@ func (o *BundleOptions) Validate() error {
 	}
 	if _, err := bundles.ParseSpecs(o.Bundles); err != nil {
 		return err
+	}
+	if o.MaxBytes <= 0 {
+		return errors.New("--bundle-max-bytes must be positive")
 	}
 	for _, d := range []struct {
 		name string
@@ -184,6 +193,7 @@ func (o *BundleOptions) config() (bundles.Config, error) {
 		CAFile:       o.CAFile,
 		TokenFile:    o.TokenFile,
 		Verification: vc,
+		MaxBytes:     o.MaxBytes,
 		Required:     o.Required,
 	}, nil
 }

@@ -71,6 +71,9 @@ func TestServeBundleFlags(t *testing.T) {
 		{"unknown algorithm", []string{b, "--bundle-verification-key=" + pub, "--bundle-verification-key-algorithm=none"}, `--bundle-verification-key-algorithm "none": want one of [RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 HS256 HS384 HS512]`},
 		{"empty key id", []string{b, "--bundle-verification-key=" + pub, "--bundle-verification-key-id="}, "--bundle-verification-key-id must not be empty"},
 		{"scope without key", []string{b, "--bundle-verification-scope=write"}, "--bundle-verification-scope needs --bundle-verification-key"},
+		{"max bytes", []string{b, "--bundle-max-bytes=1048576"}, ""},
+		{"zero max bytes", []string{b, "--bundle-max-bytes=0"}, "--bundle-max-bytes must be positive"},
+		{"max bytes without bundle", []string{"--bundle-max-bytes=1"}, "--bundle-max-bytes needs --bundle"},
 		{"key id without key", []string{b, "--bundle-verification-key-id=x"}, "--bundle-verification-key-id needs --bundle-verification-key"},
 	}
 	for _, tt := range tests {
