@@ -127,22 +127,40 @@ psa_labels := l if {
 	is_object(l)
 } else := {}
 
-psa_prefix := "pod-security.kubernetes.io/"
+# The label of each mode and of its version, spelled out: they are read on
+# every request, and a constant lookup costs less than building the key.
+_level_key := {
+	"enforce": "pod-security.kubernetes.io/enforce",
+	"warn": "pod-security.kubernetes.io/warn",
+	"audit": "pod-security.kubernetes.io/audit",
+}
+
+_version_key := {
+	"enforce": "pod-security.kubernetes.io/enforce-version",
+	"warn": "pod-security.kubernetes.io/warn-version",
+	"audit": "pod-security.kubernetes.io/audit-version",
+}
 
 # _label_level(mode) is the mode's label level, or undefined when absent.
 _label_level(mode) := l if {
-	l := psa_labels[concat("", [psa_prefix, mode])]
+	l := psa_labels[_level_key[mode]]
 	level_rank[l]
-} else := "invalid" if psa_labels[concat("", [psa_prefix, mode])]
+} else := "invalid" if psa_labels[_level_key[mode]]
 
 # _label_version(mode) is the mode's version label when valid ("latest" or
 # v1.<n>), else "latest" (as upstream's ParseVersion).
 _label_version(mode) := v if {
-	v := psa_labels[concat("", [psa_prefix, mode, "-version"])]
+	v := psa_labels[_version_key[mode]]
 	regex.match(`^v1\.([0-9]|[1-9][0-9]*)$`, v)
 } else := "latest"
 
+# The label level of each mode, once per request (rules are evaluated once
+# per query, function calls every time).
 enforce_label := _label_level("enforce")
+
+warn_label := _label_level("warn")
+
+audit_label := _label_level("audit")
 
 # level is the level enforced on this request.
 level := config_level if {
@@ -159,9 +177,9 @@ enforce_version := _label_version("enforce")
 
 # warn_level and audit_level: privileged (nothing) unless labelled.
 warn_level := "privileged" if {
-	_label_level("warn") == "invalid"
+	warn_label == "invalid"
 } else := l if {
-	l := _label_level("warn")
+	l := warn_label
 } else := l if {
 	l := enforce_label
 	l != "invalid"
@@ -169,15 +187,15 @@ warn_level := "privileged" if {
 } else := "privileged"
 
 warn_version := _label_version("warn") if {
-	_label_level("warn")
+	warn_label
 } else := _label_version("warn") if {
-	psa_labels[concat("", [psa_prefix, "warn-version"])]
+	psa_labels[_version_key.warn]
 } else := enforce_version if {
 	enforce_label
 } else := "latest"
 
 audit_level := l if {
-	l := _label_level("audit")
+	l := audit_label
 	l != "invalid"
 } else := "privileged"
 
