@@ -215,6 +215,7 @@ func run(ctx context.Context, c config, stdout io.Writer) error {
 		want[strings.TrimSpace(s)] = true
 	}
 	usable := usableCPUs()
+	m := machine{cpus: usable, loadBefore: loadAverage()}
 	_, noTaskset := exec.LookPath("taskset")
 	setups, err := planCores(c.coreCounts, c.serverCPU, usable, loadCPUs(usable), noTaskset == nil)
 	if err != nil {
@@ -238,12 +239,14 @@ func run(ctx context.Context, c config, stdout io.Writer) error {
 		points = append(points, ps...)
 		if err != nil {
 			if len(points) > 0 {
-				fmt.Fprintf(stdout, "\nPartial report (the run failed at %s, %s not written):\n\n%s", cores(s.n), c.out, report(c, bs, points, setups))
+				m.loadAfter = loadAverage()
+				fmt.Fprintf(stdout, "\nPartial report (the run failed at %s, %s not written):\n\n%s", cores(s.n), c.out, report(c, m, bs, points, setups))
 			}
 			return err
 		}
 	}
-	table := report(c, bs, points, setups)
+	m.loadAfter = loadAverage()
+	table := report(c, m, bs, points, setups)
 	fmt.Fprintln(stdout)
 	fmt.Fprint(stdout, table)
 	if c.out != "" {

@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"os"
 	"slices"
 	"strings"
+
+	"k8s.io/utils/cpuset"
 )
 
 // The targets (issue "Performance: an engine clearly ahead of stock OPA").
@@ -19,6 +22,25 @@ const (
 	typicalPod     = "typical pod"
 )
 
+// machine is what the report says about the machine the run used.
+type machine struct {
+	cpus                  cpuset.CPUSet // usable CPUs
+	loadBefore, loadAfter string        // 1-minute load averages, "" when unknown
+}
+
+// loadAverage returns the 1-minute load average (proc(5), /proc/loadavg),
+// or "" when unknown.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return ""
+}
+
 // find returns the point of body, server and core count, or nil.
 func find(points []*point, body, server string, cores int) *point {
 	for _, p := range points {
@@ -31,8 +53,13 @@ func find(points []*point, body, server string, cores int) *point {
 
 // report renders the run: the one-core table and its ratios, the scaling
 // table when more than one core count was asked for, and the targets.
-func report(c config, bs []*body, points []*point, setups []coreSetup) string {
+func report(c config, m machine, bs []*body, points []*point, setups []coreSetup) string {
 	var b strings.Builder
+	fmt.Fprintf(&b, "Machine: %d usable %s (%s)", m.cpus.Size(), plural("CPU", m.cpus.Size()), m.cpus)
+	if m.loadBefore != "" {
+		fmt.Fprintf(&b, "; 1-minute load average %s before the run, %s at its end (the run itself keeps up to two CPUs busy; other work on the machine distorts the figures)", m.loadBefore, m.loadAfter)
+	}
+	b.WriteString(".\n\n")
 	for _, s := range setups {
 		if s.n == 1 {
 			b.WriteString(oneCoreTables(c, bs, points, s))

@@ -92,7 +92,8 @@ func TestReportGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := report(testConfig(1, 2, 4), bs, runPoints(bs), twoCoreMachine(t, 1, 2, 4))
+	m := machine{cpus: cpuset.New(0, 1), loadBefore: "0.31", loadAfter: "2.05"}
+	got := report(testConfig(1, 2, 4), m, bs, runPoints(bs), twoCoreMachine(t, 1, 2, 4))
 	golden := filepath.Join("testdata", "report.golden")
 	if os.Getenv("UPDATE_GOLDEN") == "1" {
 		if err := os.MkdirAll("testdata", 0o755); err != nil {
