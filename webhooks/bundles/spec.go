@@ -63,20 +63,20 @@ func ParseSpec(value string) (Spec, error) {
 	s := Spec{Name: name, URL: raw}
 	switch u.Scheme {
 	case "https":
-		if u.Fragment != "" {
-			return Spec{}, fmt.Errorf("--bundle %q: a fragment means nothing to the server", raw)
+		// A query string is refused, not passed on: it is where presigned
+		// URLs and ?token= schemes carry credentials, and OPA's client logs
+		// the URL (debug) and Go's errors quote it.
+		if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+			return Spec{}, fmt.Errorf("--bundle %q: no query string or fragment (a query may carry credentials, which would show in logs; use --bundle-token-file)", raw)
 		}
 		s.Kind = KindHTTPS
 		s.Service = "https://" + u.Host
 		s.Resource = strings.TrimPrefix(u.EscapedPath(), "/")
-		if u.RawQuery != "" {
-			s.Resource += "?" + u.RawQuery
-		}
 		if s.Resource == "" {
 			return Spec{}, fmt.Errorf("--bundle %q: no path to the bundle", raw)
 		}
 	case "oci":
-		if u.RawQuery != "" || u.Fragment != "" {
+		if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
 			return Spec{}, fmt.Errorf("--bundle %q: an OCI reference has no query or fragment", raw)
 		}
 		ref := u.Host + u.Path

@@ -52,6 +52,7 @@ func TestServeBundleFlags(t *testing.T) {
 		{"file scheme", []string{"--bundle=file:///tmp/a.tar.gz"}, `--bundle "file:///tmp/a.tar.gz": want https://HOST/PATH or oci://HOST/REPOSITORY[:TAG|@DIGEST]`},
 		{"ftp scheme", []string{"--bundle=ftp://h/a.tar.gz"}, `--bundle "ftp://h/a.tar.gz": scheme "ftp": want https:// or oci://`},
 		{"credentials in the URL", []string{"--bundle=https://user:hunter2@bundles.example/a.tar.gz"}, "--bundle: credentials in the URL are not allowed (they would show in metrics and logs); use --bundle-token-file"},
+		{"query string", []string{"--bundle=https://bundles.example/a.tar.gz?X-Amz-Signature=abc"}, `--bundle "https://bundles.example/a.tar.gz?X-Amz-Signature=abc": no query string or fragment (a query may carry credentials, which would show in logs; use --bundle-token-file)`},
 		{"no path", []string{"--bundle=https://bundles.example/"}, `--bundle "https://bundles.example/": no path to the bundle`},
 		{"oci without tag", []string{"--bundle=oci://ghcr.io/acme/policies"}, `--bundle "oci://ghcr.io/acme/policies": name a tag or digest (oci://ghcr.io/acme/policies:TAG)`},
 		{"oci with query", []string{"--bundle=oci://ghcr.io/acme/policies:v1?x=1"}, `--bundle "oci://ghcr.io/acme/policies:v1?x=1": an OCI reference has no query or fragment`},
