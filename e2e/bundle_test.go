@@ -271,6 +271,25 @@ func TestBundleDelivery(t *testing.T) {
 		t.Errorf("restarted: pid %d → %d", pid, srv.cmd.Process.Pid)
 	}
 
+	// A --policies directory reload keeps the bundles' layers: a new
+	// directory policy arrives, the bundles' policies still decide.
+	reloads := srv.Metric(t, `portcullis_policy_reloads_total{result="success"}`)
+	if err := os.MkdirAll(filepath.Join(srv.PoliciesDir, "no_externalname"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(srv.PoliciesDir, "no_externalname", "policy.rego"), []byte(servicePolicy("no_externalname", "ExternalName", "is not allowed")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ok, msg = pollUntil(30*time.Second, 200*time.Millisecond, func(context.Context) (bool, string) {
+		v := srv.Metric(t, `portcullis_policy_reloads_total{result="success"}`)
+		return v > reloads, fmt.Sprintf("reloads %v", v)
+	})
+	if !ok {
+		t.Fatalf("directory change not reloaded: %s", msg)
+	}
+	refused(corev1.ServiceTypeNodePort, "Service web: type NodePort is forbidden here")
+	refused(corev1.ServiceTypeLoadBalancer, "Service web: type LoadBalancer is forbidden here")
+
 	// Bad versions are refused, each counted by reason; the last good set
 	// keeps serving.
 	failures := func(bundle, reason string) float64 {
