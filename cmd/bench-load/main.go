@@ -166,6 +166,7 @@ type point struct {
 	fixed, fixedCache *result         // at -rate: the one-core table (nil on more cores)
 	byRate            map[int]*result // unique objects at each fixed rate measured, -rate included
 	rss, hwm          float64
+	anon              float64 // RssAnon (MB): the heap and stacks part of rss
 }
 
 func run(ctx context.Context, c config, stdout io.Writer) error {
@@ -355,7 +356,7 @@ func (e *env) measure(ctx context.Context, s coreSetup, stdout io.Writer) ([]*po
 			p := &point{body: b.name, server: pl.label, cores: s.n, byRate: map[int]*result{}}
 			url := pl.s.url + pl.path
 			p.sat = saturate(ctx, e.client, url, b, true, c.conns, c.warmup, c.duration, c.max)
-			p.rss, _ = pl.s.memory()
+			p.rss, _, p.anon = pl.s.memoryDetail()
 			if pl.cache {
 				p.satCache = saturate(ctx, e.client, url, b, false, c.conns, c.warmup, c.duration, c.max)
 			}
@@ -373,9 +374,8 @@ func (e *env) measure(ctx context.Context, s coreSetup, stdout io.Writer) ([]*po
 					}
 				}
 			}
-			if rss, _ := pl.s.memory(); rss > p.rss {
-				p.rss = rss
-			}
+			rss, _, anon := pl.s.memoryDetail()
+			p.rss, p.anon = max(p.rss, rss), max(p.anon, anon)
 			_, p.hwm = pl.s.memory()
 			fmt.Fprintf(stdout, "  %-32s %-12s %-7s  %s\n", pl.label, b.name, cores(s.n), p.summary())
 			points = append(points, p)

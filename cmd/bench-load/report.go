@@ -79,7 +79,7 @@ func oneCoreTables(c config, bs []*body, points []*point, s coreSetup) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "One core: every server on %s with GOMAXPROCS=1, the load generator %s; HTTPS keep-alive HTTP/1.1, %d connections. "+
 		"Saturation: closed loop, %s per point, unique objects (no two requests alike; \"cached\": identical objects but for the UID). "+
-		"Latency: open loop at %d requests/s for %s, measured from when each request was due. RSS: VmRSS after the point (VmHWM for the whole run in brackets). "+
+		"Latency: open loop at %d requests/s for %s, measured from when each request was due. RSS: VmRSS after the point (VmHWM for the whole run in brackets; anon: RssAnon, the heap and stacks, the rest being the binary's mapped code and read-only data). "+
 		"Portcullis runs with its defaults (decision log on, extra flags: %q); stock OPA with its defaults but no per-request access log lines (--log-level-request debug), which favours OPA.\n\n",
 		s.cpuText(), loadDescription(s), c.conns, c.duration, c.rate, c.rateDur, c.portcullisFlags)
 	r := fmt.Sprint(c.rate)
@@ -97,7 +97,7 @@ func oneCoreTables(c config, bs []*body, points []*point, s coreSetup) string {
 		if p.fixedCache != nil {
 			cachedLat = ms(p.fixedCache.quantile(0.5)) + " / " + ms(p.fixedCache.quantile(0.99)) + overloaded(c.rate, p.fixedCache)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.0f%s | %s | %s | %s | %s | %.0f (%.0f) |\n", p.body, p.server, p.sat.rps(), errorNote(p.sat.errorCount()+p.fixed.errorCount()), cached, ms(p.fixed.quantile(0.5)), p99, cachedLat, p.rss, p.hwm)
+		fmt.Fprintf(&b, "| %s | %s | %.0f%s | %s | %s | %s | %s | %.0f (%.0f; anon %.0f) |\n", p.body, p.server, p.sat.rps(), errorNote(p.sat.errorCount()+p.fixed.errorCount()), cached, ms(p.fixed.quantile(0.5)), p99, cachedLat, p.rss, p.hwm, p.anon)
 	}
 	b.WriteString("\nRatios (saturation throughput, same run):\n\n| body | /validate ÷ OPA | /validate cached ÷ OPA | /mutate ÷ OPA | /validate ÷ floor | /mutate ÷ floor |\n|---|---:|---:|---:|---:|---:|\n")
 	get := func(p *point, cached bool) *result {
@@ -289,9 +289,11 @@ func targets(bs []*body, points []*point, setups []coreSetup) []targetRow {
 	row = notMeasured
 	row.target = fmt.Sprintf("RSS ≤ %.0f MB under load (every portcullis server, peak VmHWM)", targetRSSMB)
 	peak := map[int]float64{}
+	anon := 0.0
 	for _, p := range points {
 		if p.server != labelOPA {
 			peak[p.cores] = max(peak[p.cores], p.hwm, p.rss)
+			anon = max(anon, p.anon)
 		}
 	}
 	if len(peak) > 0 {
@@ -301,7 +303,7 @@ func targets(bs []*body, points []*point, setups []coreSetup) []targetRow {
 			parts = append(parts, fmt.Sprintf("%s: %.0f", cores(n), peak[n]))
 			top = max(top, peak[n])
 		}
-		row.measured = fmt.Sprintf("%.0f MB (%s)", top, strings.Join(parts, ", "))
+		row.measured = fmt.Sprintf("%.0f MB (%s; anonymous at most %.0f MB)", top, strings.Join(parts, ", "), anon)
 		row.verdict = verdict(top <= targetRSSMB)
 	}
 	rows = append(rows, row)
