@@ -97,11 +97,11 @@ func newHTTPSBundles(t *testing.T) *httpsBundles {
 		}
 		sum := sha256.Sum256(body)
 		etag := `"` + hex.EncodeToString(sum[:8]) + `"`
+		w.Header().Set("ETag", etag) // on 304 too, as nginx and S3 do
 		if r.Header.Get("If-None-Match") == etag {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
-		w.Header().Set("ETag", etag)
 		_, _ = w.Write(body)
 	}))
 	t.Cleanup(s.Close)
@@ -324,6 +324,11 @@ func TestBundleDelivery(t *testing.T) {
 		waitFailure(step.bundle, step.reason, before)
 		refused(corev1.ServiceTypeNodePort, "Service web: type NodePort is forbidden here")
 		refused(corev1.ServiceTypeLoadBalancer, "Service web: type LoadBalancer is forbidden here")
+	}
+	for _, b := range []string{"web", "oci"} {
+		if v := srv.Metric(t, fmt.Sprintf(`portcullis_bundle_last_attempt_failed{bundle=%q}`, b)); v != 1 {
+			t.Errorf("portcullis_bundle_last_attempt_failed{bundle=%q} = %v, want 1", b, v)
+		}
 	}
 	readyz = readyzVerbose(t, srv)
 	for _, want := range []string{`bundle web: revision "web-2"`, `bundle oci: revision "oci-2"`, "last attempt refused (signature)"} {

@@ -343,6 +343,17 @@ func TestChartBundles(t *testing.T) {
 	}
 	runChecks(t, []check{{"egress", string(np.Spec.Egress), `[{"ports":[{"port":53,"protocol":"UDP"},{"port":53,"protocol":"TCP"},{"port":443,"protocol":"TCP"}]}]`}})
 
+	withRule, err := manifests.RenderChart(manifests.ChartDir, name, namespace, map[string]any{
+		"bundles":        map[string]any{"urls": []any{"oci://ghcr.io/acme/policies:v7"}},
+		"prometheusRule": map[string]any{"enabled": true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rule := filterKinds(t, withRule, "PrometheusRule"); !strings.Contains(rule, "alert: PortcullisBundleFailing\n          expr: max(portcullis_bundle_last_attempt_failed{namespace=\"portcullis-system\"}) by (bundle) == 1") {
+		t.Errorf("no PortcullisBundleFailing alert:\n%s", rule)
+	}
+
 	if _, err := manifests.RenderChart(manifests.ChartDir, name, namespace, map[string]any{"bundles": map[string]any{"urls": []any{"http://bundles.example/a.tar.gz"}}}); err == nil || !strings.Contains(err.Error(), "at '/bundles/urls/0'") {
 		t.Errorf("plain http URL: err = %v, want the schema to refuse /bundles/urls/0", err)
 	}

@@ -85,6 +85,8 @@ type bundleServer struct {
 	caFile      string
 	// token, when set, is the bearer token required (401 otherwise).
 	token string
+	// down answers 503.
+	down bool
 }
 
 func newBundleServer(t *testing.T, body []byte) *bundleServer {
@@ -93,19 +95,23 @@ func newBundleServer(t *testing.T, body []byte) *bundleServer {
 	s.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if s.down {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
 		if s.token != "" && r.Header.Get("Authorization") != "Bearer "+s.token {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
 		sum := sha256.Sum256(s.body)
 		etag := `"` + hex.EncodeToString(sum[:8]) + `"`
+		w.Header().Set("ETag", etag) // on 304 too, as nginx and S3 do
 		if r.Header.Get("If-None-Match") == etag {
 			s.fresh++
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
 		s.full++
-		w.Header().Set("ETag", etag)
 		w.Header().Set("Content-Type", "application/gzip")
 		_, _ = w.Write(s.body)
 	}))

@@ -234,6 +234,16 @@ func (m *Manager) handle(ctx context.Context, i int, u download.Update) error {
 	}
 	if u.Bundle == nil {
 		m.Log.Debug("bundle not modified", zap.String("bundle", st.spec.Name), zap.String("etag", u.ETag))
+		m.recovered(st, u.ETag)
+		return nil
+	}
+	m.mu.Lock()
+	same := st.layer != nil && u.ETag != "" && u.ETag == st.etag
+	m.mu.Unlock()
+	if same {
+		// The version serving, downloaded again after a failed poll (OPA's
+		// HTTP downloader forgets the ETag on an error): nothing to do.
+		m.recovered(st, u.ETag)
 		return nil
 	}
 	l, err := Layer(st.spec.Name, u.Bundle)
@@ -284,6 +294,24 @@ func (m *Manager) activate(ctx context.Context, i int, l engine.Layer, revision,
 	}
 }
 
+// recovered clears a download failure once the version serving is fetched
+// again unchanged (an OCI digest or an HTTP 304 for its ETag). A refused
+// version still published keeps its failure: its ETag is not the serving one.
+func (m *Manager) recovered(st *state, etag string) {
+	m.mu.Lock()
+	ok := !st.failedAt.IsZero() && st.failReason == ReasonDownload && st.layer != nil && etag != "" && etag == st.etag
+	if ok {
+		st.failedAt, st.failReason = time.Time{}, ""
+	}
+	m.mu.Unlock()
+	if ok {
+		if m.Metrics != nil {
+			m.Metrics.LastFailed.WithLabelValues(st.spec.Name).Set(0)
+		}
+		m.Log.Info("bundle reachable again", zap.String("bundle", st.spec.Name), zap.String("etag", etag))
+	}
+}
+
 // failed records a refused download or activation.
 func (m *Manager) failed(st *state, reason string, err error) {
 	m.mu.Lock()
@@ -291,6 +319,7 @@ func (m *Manager) failed(st *state, reason string, err error) {
 	m.mu.Unlock()
 	if m.Metrics != nil {
 		m.Metrics.Failures.WithLabelValues(st.spec.Name, reason).Inc()
+		m.Metrics.LastFailed.WithLabelValues(st.spec.Name).Set(1)
 	}
 	m.Log.Error("bundle refused; keeping the last good policy set", zap.String("bundle", st.spec.Name), zap.String("reason", reason), zap.Error(err))
 }

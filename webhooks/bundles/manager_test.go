@@ -190,6 +190,25 @@ func TestManagerActivatesAndPollsWithETag(t *testing.T) {
 		t.Errorf("Details = %q", details)
 	}
 
+	// The server fails for a while: counted and shown; back with the same
+	// version (downloaded in full: OPA forgets the ETag after an error), the
+	// failure clears without an activation.
+	lastFailed := func() float64 { return testutil.ToFloat64(f.m.Metrics.LastFailed.WithLabelValues("custom")) }
+	f.srv.mu.Lock()
+	f.srv.down = true
+	f.srv.mu.Unlock()
+	waitFor(t, "a failed download", func() bool { return lastFailed() == 1 && f.failures(ReasonDownload) >= 1 })
+	if d := f.m.Details(); len(d) != 1 || !strings.Contains(d[0], "; last attempt refused (download)") {
+		t.Errorf("Details while down = %q", d)
+	}
+	f.srv.mu.Lock()
+	f.srv.down = false
+	f.srv.mu.Unlock()
+	waitFor(t, "recovery", func() bool { return lastFailed() == 0 })
+	if ok, failed := f.activations(); ok != 1 || len(failed) != 0 || f.eng.Registry() != reg {
+		t.Errorf("after recovery: %d activations, failed %v, registry replaced %v; want 1, none, false", ok, failed, f.eng.Registry() != reg)
+	}
+
 	f.srv.set(tarball(t, map[string]string{"svc/svc.rego": svcPolicy("is forbidden here", false)}, "v2", nil))
 	waitFor(t, "revision v2", func() bool { return f.eng.Registry() != reg })
 	if ok, failed := f.activations(); ok != 2 || len(failed) != 0 {
@@ -200,6 +219,9 @@ func TestManagerActivatesAndPollsWithETag(t *testing.T) {
 	}
 	if n := testutil.CollectAndCount(f.m.Metrics.Info); n != 1 {
 		t.Errorf("portcullis_bundle_info series = %d, want 1 (the old revision's dropped)", n)
+	}
+	if v := testutil.ToFloat64(f.m.Metrics.LastFailed.WithLabelValues("custom")); v != 0 {
+		t.Errorf("portcullis_bundle_last_attempt_failed = %v, want 0", v)
 	}
 	if testutil.ToFloat64(f.m.Metrics.Activated.WithLabelValues("custom")) == 0 {
 		t.Error("no last activation timestamp")
@@ -316,6 +338,9 @@ func TestManagerRefusesBadBundles(t *testing.T) {
 			waitFor(t, tc.reason+" failure", func() bool { return f.failures(tc.reason) >= 1 })
 			if f.eng.Registry() != reg {
 				t.Error("the last good set was replaced")
+			}
+			if v := testutil.ToFloat64(f.m.Metrics.LastFailed.WithLabelValues("custom")); v != 1 {
+				t.Errorf("portcullis_bundle_last_attempt_failed = %v, want 1", v)
 			}
 			for _, r := range []string{ReasonDownload, ReasonSignature, ReasonInvalid, ReasonLoad, ReasonRefused} {
 				if r != tc.reason && f.failures(r) != 0 {

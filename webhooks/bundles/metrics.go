@@ -35,6 +35,11 @@ type Metrics struct {
 	// Failures counts refused downloads and activations by reason
 	// (portcullis_bundle_failures_total{bundle,reason}).
 	Failures *prometheus.CounterVec
+	// LastFailed is 1 while the bundle's last attempt failed or was refused
+	// (the previous revision keeps serving), 0 once a version activates or
+	// the serving one is fetched again
+	// (portcullis_bundle_last_attempt_failed{bundle}).
+	LastFailed *prometheus.GaugeVec
 	// Info is 1 for the serving revision and ETag (HTTPS) or layer digest
 	// (OCI) of each bundle (portcullis_bundle_info{bundle,revision,etag}).
 	Info *prometheus.GaugeVec
@@ -51,12 +56,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "portcullis_bundle_failures_total",
 			Help: "Bundle downloads and activations refused (the last good policy set keeps serving), by reason: download, signature, invalid, load, refused.",
 		}, []string{"bundle", "reason"}),
+		LastFailed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "portcullis_bundle_last_attempt_failed",
+			Help: "1 while the bundle's last download or activation failed or was refused (the previous revision keeps serving), 0 once a version activates or the serving one is fetched again.",
+		}, []string{"bundle"}),
 		Info: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "portcullis_bundle_info",
 			Help: "1 for the revision (the bundle manifest's) and etag (HTTP ETag, or the OCI layer digest) each bundle serves.",
 		}, []string{"bundle", "revision", "etag"}),
 	}
-	for _, c := range []prometheus.Collector{m.Activated, m.Failures, m.Info} {
+	for _, c := range []prometheus.Collector{m.Activated, m.Failures, m.LastFailed, m.Info} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register bundle metrics: %w", err)
 		}
@@ -70,11 +79,13 @@ func (m *Metrics) init0(name string) {
 	for _, r := range []string{ReasonDownload, ReasonSignature, ReasonInvalid, ReasonLoad, ReasonRefused} {
 		m.Failures.WithLabelValues(name, r)
 	}
+	m.LastFailed.WithLabelValues(name).Set(0)
 }
 
 // activated records a successful activation.
 func (m *Metrics) activated(name, revision, etag string, at float64) {
 	m.Activated.WithLabelValues(name).Set(at)
+	m.LastFailed.WithLabelValues(name).Set(0)
 	m.Info.DeletePartialMatch(prometheus.Labels{"bundle": name})
 	m.Info.WithLabelValues(name, revision, etag).Set(1)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // TestManagerOCI: a bundle pushed to an OCI registry (in-process, on
@@ -25,8 +26,13 @@ import (
 // activates.
 func TestManagerOCI(t *testing.T) {
 	var heads atomic.Int32 // manifest HEADs: OPA's polls (ociTarget.Resolve)
+	var down atomic.Bool   // the registry answers 503
 	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	reg := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "registry down", http.StatusServiceUnavailable)
+			return
+		}
 		if r.Method == http.MethodHead && strings.Contains(r.URL.Path, "/manifests/") {
 			heads.Add(1)
 		}
@@ -78,6 +84,16 @@ func TestManagerOCI(t *testing.T) {
 	}
 	if ok, failed := f.activations(); ok != 1 || len(failed) != 0 {
 		t.Errorf("activations: %d ok, failed %v; want exactly 1", ok, failed)
+	}
+	// The registry goes down: the failure is recorded, the set stays; back
+	// up with the same digest, the failure clears without a reactivation.
+	lastFailed := func() float64 { return testutil.ToFloat64(f.m.Metrics.LastFailed.WithLabelValues(spec.Name)) }
+	down.Store(true)
+	waitFor(t, "a failed download", func() bool { return lastFailed() == 1 })
+	down.Store(false)
+	waitFor(t, "recovery", func() bool { return lastFailed() == 0 })
+	if f.eng.Registry() != first || f.state().failReason != "" {
+		t.Errorf("recovery reactivated or kept the failure: %q", f.state().failReason)
 	}
 	push(tarball(t, map[string]string{"svc/svc.rego": svcPolicy("is forbidden here", false)}, "v2", nil))
 	waitFor(t, "second activation", func() bool { return f.eng.Registry() != first })
