@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"sort"
 	"strings"
 	"testing/fstest"
@@ -41,7 +42,7 @@ func Layer(name string, b *bundle.Bundle) (engine.Layer, error) {
 	files := fstest.MapFS{}
 	for _, m := range b.Modules {
 		p := strings.TrimPrefix(m.Path, "/")
-		if p == "" || strings.HasPrefix(p, "../") || strings.Contains(p, "/../") {
+		if !fs.ValidPath(p) || p == "." {
 			return engine.Layer{}, fmt.Errorf("%w: module path %q", ErrInvalidBundle, m.Path)
 		}
 		if _, dup := files[p]; dup {

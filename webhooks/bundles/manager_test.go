@@ -387,15 +387,18 @@ func TestLayerConfig(t *testing.T) {
 		t.Errorf("layer = %+v, config %s", l, l.Config)
 	}
 	for _, tc := range []struct {
-		data map[string]any
+		b    bundle.Bundle
 		want string
 	}{
-		{map[string]any{"portcullis": map[string]any{"config": "x"}}, "invalid bundle: portcullis.config must be an object"},
-		{map[string]any{"portcullis": map[string]any{"other": 1.0, "config": map[string]any{}}}, "invalid bundle: data outside portcullis.config is not read by any policy: portcullis.other"},
+		{bundle.Bundle{Data: map[string]any{"portcullis": map[string]any{"config": "x"}}}, "invalid bundle: portcullis.config must be an object"},
+		{bundle.Bundle{Data: map[string]any{"portcullis": map[string]any{"other": 1.0, "config": map[string]any{}}}}, "invalid bundle: data outside portcullis.config is not read by any policy: portcullis.other"},
+		{bundle.Bundle{Patch: bundle.Patch{Data: []bundle.PatchOperation{{Op: "upsert", Path: "/a", Value: 1}}}}, "invalid bundle: delta bundles are not supported (serve a snapshot bundle)"},
+		{bundle.Bundle{WasmModules: []bundle.WasmModuleFile{{Path: "/policy.wasm"}}}, "invalid bundle: Wasm and plan modules are not supported (build the bundle from Rego: opa build -b DIR)"},
+		{bundle.Bundle{Modules: []bundle.ModuleFile{{Path: "/a/../../etc/x.rego"}}}, `invalid bundle: module path "/a/../../etc/x.rego"`},
 	} {
-		_, err := Layer("team", &bundle.Bundle{Data: tc.data})
+		_, err := Layer("team", &tc.b)
 		if err == nil || err.Error() != tc.want || !errors.Is(err, ErrInvalidBundle) {
-			t.Errorf("Layer(%v) = %v, want %q", tc.data, err, tc.want)
+			t.Errorf("Layer = %v, want %q", err, tc.want)
 		}
 	}
 }
