@@ -125,24 +125,36 @@ func (m *Manager) layersWith(i int, l engine.Layer) []engine.Layer {
 	return out
 }
 
-// Run starts one OPA downloader per bundle and polls until ctx is done.
-func (m *Manager) Run(ctx context.Context) error {
+// Start starts one OPA downloader per bundle; each polls on its own
+// goroutine until stop is called (stop waits for them and removes their
+// OCI stores). An error (a store that cannot be created) starts nothing.
+func (m *Manager) Start() (stop func(), err error) {
 	m.init()
-	type stopper interface{ Stop(context.Context) }
-	var started []stopper
-	defer func() {
+	var started []interface{ Stop(context.Context) }
+	stop = func() {
 		for _, d := range started {
 			d.Stop(context.Background())
 		}
-	}()
+	}
 	for i, st := range m.states {
 		d, err := m.downloader(i, st)
 		if err != nil {
-			return err
+			stop()
+			return nil, err
 		}
 		started = append(started, d)
 	}
+	return stop, nil
+}
+
+// Run is Start until ctx is done, then stop.
+func (m *Manager) Run(ctx context.Context) error {
+	stop, err := m.Start()
+	if err != nil {
+		return err
+	}
 	<-ctx.Done()
+	stop()
 	return nil
 }
 

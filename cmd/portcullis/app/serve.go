@@ -497,20 +497,12 @@ func (o *ServeOptions) Run(ctx context.Context, streams IO) error {
 			}
 			return engine.Load(ctx, src)
 		}
-		bundlesDone := make(chan struct{})
-		go func() {
-			defer close(bundlesDone)
-			if err := bundleMgr.Run(ctx); err != nil {
-				log.Error("bundle polling stopped", zap.Error(err))
-			}
-		}()
-		// On shutdown, let the downloaders stop and remove their OCI stores.
-		defer func() {
-			select {
-			case <-bundlesDone:
-			case <-time.After(5 * time.Second):
-			}
-		}()
+		stopBundles, err := bundleMgr.Start()
+		if err != nil {
+			return err
+		}
+		// On shutdown, stop the downloaders and remove their OCI stores.
+		defer stopBundles()
 	}
 	if paths := o.Source.WatchPaths(); len(paths) > 0 {
 		rl := &engine.Reloader{
