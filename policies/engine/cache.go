@@ -70,8 +70,16 @@ func writeField(h hash.Hash, b []byte) {
 
 // decisionCache is a bounded LRU of decisions, by entries and by approximate
 // bytes. Cached decisions are shared: callers must not modify a Decision.
+//
+// A decision is stored the second time its key is seen, not the first (a
+// "doorkeeper", as in TinyLFU): most requests are unique (every Deployment
+// rollout, every ConfigMap), and storing their decisions would keep
+// thousands of entries no request ever reads alive for the garbage
+// collector to mark, on every cycle. Identical requests (the pods of one
+// ReplicaSet) hit from the third on.
 type decisionCache struct {
 	mu         sync.Mutex
+	seen       []uint64 // doorkeeper: fingerprints of recent keys, direct-mapped
 	maxEntries int
 	maxBytes   int64
 	bytes      int64
@@ -92,7 +100,30 @@ func newDecisionCache(entries int, maxBytes int64) *decisionCache {
 	if maxBytes <= 0 {
 		maxBytes = DefaultCacheBytes
 	}
-	return &decisionCache{maxEntries: entries, maxBytes: maxBytes, byKey: map[cacheKey]*list.Element{}}
+	return &decisionCache{maxEntries: entries, maxBytes: maxBytes, byKey: map[cacheKey]*list.Element{}, seen: make([]uint64, doorkeeperSlots(entries))}
+}
+
+// doorkeeperSlots sizes the doorkeeper: twice the entries, a power of two
+// (8 bytes each: 64 KiB for the default 4096 entries).
+func doorkeeperSlots(entries int) int {
+	n := 1024
+	for n < 2*entries && n < 1<<20 {
+		n <<= 1
+	}
+	return n
+}
+
+// admit reports whether k was seen recently (its decision is then stored),
+// and remembers it otherwise. Called with c.mu held. Two keys sharing a slot
+// evict each other's fingerprint: a key then waits one more request.
+func (c *decisionCache) admit(k cacheKey) bool {
+	fp := binary.LittleEndian.Uint64(k[:8]) | 1 // never 0, the empty slot
+	slot := binary.LittleEndian.Uint64(k[8:16]) & uint64(len(c.seen)-1)
+	if c.seen[slot] == fp {
+		return true
+	}
+	c.seen[slot] = fp
+	return false
 }
 
 func (c *decisionCache) get(k cacheKey) (*Decision, bool) {
@@ -122,6 +153,9 @@ func (c *decisionCache) put(k cacheKey, dec *Decision) {
 	defer c.mu.Unlock()
 	if el, ok := c.byKey[k]; ok {
 		c.order.MoveToFront(el)
+		return
+	}
+	if !c.admit(k) {
 		return
 	}
 	c.byKey[k] = c.order.PushFront(&cacheEntry{key: k, dec: dec, size: size})

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -159,9 +160,17 @@ func TestDecisionCache(t *testing.T) {
 	eng := New(reg, obs, WithDecisionCache(16, 0))
 	base := podRequest(t, "default", pod(nil))
 	base.UserInfo = authnv1.UserInfo{Username: "alice"}
-	first, err := eng.Evaluate(context.Background(), Validating, base, Options{})
-	if err != nil {
-		t.Fatal(err)
+	// The first request's decision is not stored (the doorkeeper), the
+	// second's is.
+	var first *Decision
+	for range 2 {
+		var err error
+		if first, err = eng.Evaluate(context.Background(), Validating, base, Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if obs.hits != 0 {
+		t.Fatalf("hits = %d before any decision was stored", obs.hits)
 	}
 	if want := "[team] default/web by alice needs a team label"; first.Message() != want {
 		t.Fatalf("message = %q, want %q", first.Message(), want)
@@ -206,8 +215,10 @@ func TestDecisionCache(t *testing.T) {
 	}
 	// A different phase or policy selection is another key.
 	before := obs.hits
-	if _, err := eng.Evaluate(context.Background(), Validating, base, Options{Policies: []string{"team"}}); err != nil {
-		t.Fatal(err)
+	for range 2 {
+		if _, err := eng.Evaluate(context.Background(), Validating, base, Options{Policies: []string{"team"}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if obs.hits != before {
 		t.Error("options.Policies shares the key of a full evaluation")
@@ -291,14 +302,19 @@ func TestDecisionCacheSkipsNondeterministicAndFailures(t *testing.T) {
 func TestDecisionCacheBounds(t *testing.T) {
 	t.Parallel()
 	c := newDecisionCache(2, 1<<20)
-	k := func(b byte) cacheKey { return cacheKey{b} }
+	k := func(b byte) cacheKey { return cacheKey{b, 0, 0, 0, 0, 0, 0, 0, b} }
+	// store puts a decision twice: the doorkeeper stores it the second time.
+	store := func(c *decisionCache, key cacheKey, d *Decision) {
+		c.put(key, d)
+		c.put(key, d)
+	}
 	d1, d2, d3 := &Decision{}, &Decision{}, &Decision{}
-	c.put(k(1), d1)
-	c.put(k(2), d2)
+	store(c, k(1), d1)
+	store(c, k(2), d2)
 	if _, ok := c.get(k(1)); !ok { // 1 is now the most recent
 		t.Fatal("1 missing")
 	}
-	c.put(k(3), d3)
+	store(c, k(3), d3)
 	if _, ok := c.get(k(2)); ok {
 		t.Error("least recently used entry 2 not evicted")
 	}
@@ -310,7 +326,7 @@ func TestDecisionCacheBounds(t *testing.T) {
 	// The byte bound evicts too, and one decision over a quarter of it is not kept.
 	small := newDecisionCache(100, 16384)
 	for b := range byte(5) {
-		small.put(k(b), &Decision{Warnings: []string{strings.Repeat("w", 3000)}}) // ~3.5 KB each
+		store(small, k(b), &Decision{Warnings: []string{strings.Repeat("w", 3000)}}) // ~3.5 KB each
 	}
 	if small.order.Len() != 4 || small.bytes > 16384 {
 		t.Errorf("entries %d, bytes %d over a 16384-byte bound", small.order.Len(), small.bytes)
@@ -318,12 +334,47 @@ func TestDecisionCacheBounds(t *testing.T) {
 	if _, ok := small.get(k(0)); ok {
 		t.Error("oldest entry kept over the byte bound")
 	}
-	small.put(k(9), &Decision{Warnings: []string{strings.Repeat("w", 4096)}})
+	store(small, k(9), &Decision{Warnings: []string{strings.Repeat("w", 4096)}})
 	if _, ok := small.get(k(9)); ok {
 		t.Error("an oversized decision was cached")
 	}
 	if newDecisionCache(0, 0) != nil {
 		t.Error("a zero-entry cache is not disabled")
+	}
+}
+
+// The doorkeeper: a decision is stored the second time its key is seen, so
+// a stream of unique requests stores nothing, and a repeated one is stored
+// once.
+func TestDecisionCacheDoorkeeper(t *testing.T) {
+	t.Parallel()
+	c := newDecisionCache(4096, 0)
+	if len(c.seen) != 8192 {
+		t.Errorf("doorkeeper of %d slots for 4096 entries, want 8192", len(c.seen))
+	}
+	key := func(i int) cacheKey {
+		var k cacheKey
+		binary.LittleEndian.PutUint64(k[:8], uint64(i)*0x9e3779b97f4a7c15)
+		binary.LittleEndian.PutUint64(k[8:16], uint64(i))
+		return k
+	}
+	for i := range 10000 {
+		c.put(key(i), &Decision{})
+	}
+	if n := c.order.Len(); n != 0 {
+		t.Errorf("%d decisions of unique requests stored", n)
+	}
+	d := &Decision{}
+	c.put(key(42), d) // evicted from the doorkeeper by key(42+8192) since: seen again now
+	if _, ok := c.get(key(42)); ok {
+		t.Error("stored at its first sighting after its fingerprint was evicted")
+	}
+	c.put(key(42), d)
+	if got, ok := c.get(key(42)); !ok || got != d {
+		t.Error("not stored at its second sighting")
+	}
+	if n := c.order.Len(); n != 1 {
+		t.Errorf("%d decisions stored, want 1", n)
 	}
 }
 
@@ -360,6 +411,10 @@ func TestDecisionCacheMutating(t *testing.T) {
 	}
 	again := *req
 	again.UID = "second"
+	if _, err := eng.Evaluate(context.Background(), Mutating, &again, Options{}); err != nil { // stored now (the doorkeeper)
+		t.Fatal(err)
+	}
+	again.UID = "third"
 	second, err := eng.Evaluate(context.Background(), Mutating, &again, Options{})
 	if err != nil {
 		t.Fatal(err)
