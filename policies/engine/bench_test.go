@@ -96,6 +96,27 @@ func BenchmarkEvaluate(b *testing.B) {
 				})
 			}
 		}
+		for _, phase := range []Phase{Validating, Mutating} {
+			b.Run(name+"/"+string(phase)+"-unfolded", func(b *testing.B) {
+				// Without the load-time evaluation of request-independent
+				// rules (Source.NoFold): what folding saves.
+				b.ReportAllocs()
+				defaults, err := policies.FS.ReadFile(policies.ConfigFile)
+				if err != nil {
+					b.Fatal(err)
+				}
+				plain, err := Load(ctx, Source{Policies: policies.FS, Configs: [][]byte{defaults}, NoFold: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				eng := New(plain, nil)
+				for b.Loop() {
+					if _, err := eng.Evaluate(ctx, phase, req, Options{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 		b.Run(name+"/validating-parallel", func(b *testing.B) {
 			// On the cores GOMAXPROCS gives (one request at a time: the
 			// others are idle), split over the policies' groups.
