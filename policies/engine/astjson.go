@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -54,9 +56,7 @@ type astDecoder struct {
 	depth int
 	vals  []ast.Value
 	keys  []ast.Value
-	// strs interns short strings: Kubernetes objects repeat their keys
-	// (name, image, containerPort) and many values (TCP, IfNotPresent), and
-	// an interned string costs neither a copy nor boxing into an ast.Value.
+	// strs holds this document's short string values (see strValue).
 	strs map[string]ast.Value
 }
 
@@ -89,7 +89,7 @@ func (d *astDecoder) value() (ast.Value, error) {
 	case c == '[':
 		return d.array()
 	case c == '"':
-		return d.strValue()
+		return d.strValue(false)
 	case c == 't':
 		return d.literal("true", ast.Boolean(true))
 	case c == 'f':
@@ -181,7 +181,7 @@ func (d *astDecoder) object() (ast.Value, error) {
 		if d.pos >= len(d.data) || d.data[d.pos] != '"' {
 			return nil, d.errorf("expected a string key in object")
 		}
-		k, err := d.strValue()
+		k, err := d.strValue(true)
 		if err != nil {
 			return nil, err
 		}
@@ -264,9 +264,14 @@ func dedupeKeys(keys, vals []ast.Value) int {
 	return out
 }
 
-// strValue decodes the string starting at d.pos (an opening quote) into a
-// possibly interned ast.String.
-func (d *astDecoder) strValue() (ast.Value, error) {
+// strValue decodes the string starting at d.pos (an opening quote) into an
+// ast.String. Short object keys are interned (sharedStrings): Kubernetes
+// objects repeat their field names (name, image, containerPort,
+// securityContext) in every request, and an interned key costs neither a
+// copy nor boxing into an ast.Value. Values are not: a table shared by
+// every request must not keep a request's data (an env value, a password)
+// alive after it.
+func (d *astDecoder) strValue(key bool) (ast.Value, error) {
 	raw, plain, err := d.scanString()
 	if err != nil {
 		return nil, err
@@ -282,16 +287,53 @@ func (d *astDecoder) strValue() (ast.Value, error) {
 	if len(raw) > maxInterned {
 		return ast.String(raw), nil
 	}
+	if key {
+		return sharedStrings.get(raw), nil
+	}
+	// A value: shared within this document only (the containers of a pod
+	// repeat their values: TCP, IfNotPresent, the image).
 	if v, ok := d.strs[string(raw)]; ok { // no allocation for the lookup
 		return v, nil
 	}
 	if d.strs == nil {
-		d.strs = make(map[string]ast.Value, 64)
+		d.strs = make(map[string]ast.Value, 16)
 	}
-	s := string(raw)
-	v := ast.Value(ast.String(s))
-	d.strs[s] = v
+	str := string(raw)
+	v := ast.Value(ast.String(str))
+	d.strs[str] = v
 	return v, nil
+}
+
+// internTable is a bounded, lock-free table of short object keys shared by
+// every decode: the field names of Kubernetes objects (metadata, containers,
+// image, securityContext...) are the same in every request, so most requests
+// find them here instead of allocating them again. Direct-mapped by hash: a string
+// whose slot holds another one replaces it, so the table never grows past
+// its slots, whatever strings requests carry. ast.String values are
+// immutable, so sharing them between requests (and goroutines) is safe.
+type internTable struct {
+	seed  maphash.Seed
+	slots [internSlots]atomic.Pointer[ast.Value]
+}
+
+// internSlots bounds the table (8 bytes a slot, plus the strings held: at
+// most internSlots × (maxInterned + 32) bytes, ~600 KiB).
+const internSlots = 1 << 13
+
+var sharedStrings = &internTable{seed: maphash.MakeSeed()}
+
+// get returns the interned ast.String for b, adding it if its slot holds
+// another string.
+func (t *internTable) get(b []byte) ast.Value {
+	slot := &t.slots[maphash.Bytes(t.seed, b)&(internSlots-1)]
+	if p := slot.Load(); p != nil {
+		if s := (*p).(ast.String); string(s) == string(b) {
+			return *p
+		}
+	}
+	v := ast.Value(ast.String(string(b)))
+	slot.Store(&v)
+	return v
 }
 
 // scanString moves past the string starting at d.pos. For a plain string (no

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"hash/maphash"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -237,4 +240,55 @@ func TestWithObject(t *testing.T) {
 	if in.Compare(out) == 0 {
 		t.Error("withObject modified its input")
 	}
+}
+
+// Object keys are interned in the table every decode shares; values never
+// are, so no request's data (an env value, a password) outlives it there.
+func TestSharedInternTableHoldsKeysOnly(t *testing.T) {
+	const secret = "hunter2-not-kept"
+	doc := []byte(`{"env":[{"name":"PASSWORD","value":"` + secret + `"}],"kind":"Pod"}`)
+	v1, err := parseJSONValue(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := parseJSONValue(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v1.Compare(v2) != 0 {
+		t.Fatalf("decodes differ: %v, %v", v1, v2)
+	}
+	for _, key := range []string{"env", "name", "value", "kind"} {
+		if p := sharedStrings.slots[sharedSlot(key)].Load(); p == nil || string((*p).(ast.String)) != key {
+			t.Errorf("key %q not interned", key)
+		}
+	}
+	for i := range sharedStrings.slots {
+		if p := sharedStrings.slots[i].Load(); p != nil {
+			if s := string((*p).(ast.String)); s == secret || s == "PASSWORD" || s == "Pod" {
+				t.Errorf("value %q kept in the shared table", s)
+			}
+		}
+	}
+}
+
+func sharedSlot(s string) uint64 {
+	return maphash.Bytes(sharedStrings.seed, []byte(s)) & (internSlots - 1)
+}
+
+// The shared table is used by concurrent decodes (one per request).
+func TestSharedInternTableConcurrent(t *testing.T) {
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 2000 {
+				doc := fmt.Appendf(nil, `{"k%d":{"name":"x","k%d":[1,2]}}`, (g*2000+i)%(3*internSlots), i%50)
+				if _, err := parseJSONValue(doc); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
