@@ -8,8 +8,6 @@ import (
 	"slices"
 	"testing"
 
-	admissionv1 "k8s.io/api/admission/v1"
-
 	"github.com/portcullis/portcullis/policies"
 	"github.com/portcullis/portcullis/policies/engine"
 	"github.com/portcullis/portcullis/policies/mutations/podgen"
@@ -64,17 +62,17 @@ policies:
 				} else {
 					review = podReview(podgen.Pod(rand.New(rand.NewPCG(uint64(i), 42))))
 				}
-				req := review["request"].(map[string]any)
-				if ns, ok := req["namespace"].(string); !ok || ns == "default" {
-					req["namespace"] = namespaces[i%len(namespaces)]
+				fields := review["request"].(map[string]any)
+				if ns, ok := fields["namespace"].(string); !ok || ns == "default" {
+					fields["namespace"] = namespaces[i%len(namespaces)]
 				}
-				request := toRequest(t, review)
+				req := request(t, review)
 				for _, phase := range []engine.Phase{engine.Validating, engine.Mutating} {
-					want, err := plain.Evaluate(context.Background(), phase, request, engine.Options{})
+					want, err := plain.Evaluate(context.Background(), phase, req, engine.Options{})
 					if err != nil {
 						t.Fatal(err)
 					}
-					got, err := folded.Evaluate(context.Background(), phase, request, engine.Options{})
+					got, err := folded.Evaluate(context.Background(), phase, req, engine.Options{})
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -183,19 +181,6 @@ func podReview(pod map[string]any) map[string]any {
 			"object":    pod,
 		},
 	}
-}
-
-func toRequest(t *testing.T, review map[string]any) *admissionv1.AdmissionRequest {
-	t.Helper()
-	raw, err := json.Marshal(review)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r admissionv1.AdmissionReview
-	if err := json.Unmarshal(raw, &r); err != nil {
-		t.Fatal(err)
-	}
-	return r.Request
 }
 
 // sameDecision compares everything a client or log sees of a decision.

@@ -116,7 +116,7 @@ func TestInputPathsOfBuiltinPolicies(t *testing.T) {
 		OldObject:          runtime.RawExtension{Raw: []byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web"},"spec":{"containers":[{"name":"app","image":"y"}]}}`)},
 		Options:            runtime.RawExtension{Raw: []byte(`{"kind":"UpdateOptions","apiVersion":"meta.k8s.io/v1"}`)},
 	}
-	e := New(reg, nil, WithNamespaceLabels(staticNamespace{"shop": {"pod-security.kubernetes.io/enforce": "baseline"}}))
+	e := New(reg, nil, WithNamespaceLabels(&staticLabels{labels: map[string]map[string]string{"shop": {"pod-security.kubernetes.io/enforce": "baseline"}}}))
 	small, err := smallRequestJSON(req)
 	if err != nil {
 		t.Fatal(err)
@@ -164,11 +164,4 @@ func TestInputPathsOfBuiltinPolicies(t *testing.T) {
 	if len(members) < 15 {
 		t.Errorf("the request has only %d members: fill every field", len(members))
 	}
-}
-
-// staticNamespace labels namespaces from a map.
-type staticNamespace map[string]map[string]string
-
-func (s staticNamespace) NamespaceLabels(_ context.Context, ns string) (map[string]string, error) {
-	return s[ns], nil
 }
