@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/portcullis/portcullis/policies/engine"
+	"github.com/portcullis/portcullis/webhooks/bundles/bundletest"
 )
 
 // svcPolicy is a custom policy denying Service types outside a list; word
@@ -56,13 +57,13 @@ deny contains {"msg": "never"} if false
 type fixture struct {
 	m       *Manager
 	eng     *engine.Engine
-	srv     *bundleServer
+	srv     *bundletest.Server
 	logs    *observer.ObservedLogs
 	mu      sync.Mutex
 	reloads []error
 }
 
-func newFixture(t *testing.T, first []byte, noBase bool, key *rsaKey, required bool) *fixture {
+func newFixture(t *testing.T, first []byte, noBase bool, key *bundletest.Key, required bool) *fixture {
 	t.Helper()
 	base := engine.Layer{Name: "base", FS: fstest.MapFS{"base/base.rego": {Data: []byte(basePolicy)}}}
 	if noBase {
@@ -75,7 +76,7 @@ func newFixture(t *testing.T, first []byte, noBase bool, key *rsaKey, required b
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{eng: engine.New(reg, nil), srv: newBundleServer(t, first)}
+	f := &fixture{eng: engine.New(reg, nil), srv: bundletest.NewServer(t, first)}
 	metrics, err := NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
@@ -84,9 +85,9 @@ func newFixture(t *testing.T, first []byte, noBase bool, key *rsaKey, required b
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Bundles: []Spec{spec}, MinDelay: time.Second, MaxDelay: time.Second, CAFile: f.srv.caFile, Required: required}
+	cfg := Config{Bundles: []Spec{spec}, MinDelay: time.Second, MaxDelay: time.Second, CAFile: f.srv.CAFile(), Required: required}
 	if key != nil {
-		cfg.Verification = bundle.NewVerificationConfig(map[string]*bundle.KeyConfig{"default": {Key: key.public, Algorithm: "RS256"}}, "default", "", nil)
+		cfg.Verification = bundle.NewVerificationConfig(map[string]*bundle.KeyConfig{"default": {Key: key.Public, Algorithm: "RS256"}}, "default", "", nil)
 	}
 	core, logs := observer.New(zap.DebugLevel)
 	f.logs = logs
@@ -159,7 +160,7 @@ func (f *fixture) activations() (ok int, failed []error) {
 // name); further polls are answered 304 and change nothing (no new
 // activation, the same registry); a new version activates without restart.
 func TestManagerActivatesAndPollsWithETag(t *testing.T) {
-	f := newFixture(t, tarball(t, map[string]string{"svc/svc.rego": svcPolicy("is not allowed", false)}, "v1", nil), false, nil, true)
+	f := newFixture(t, bundletest.Tarball(t, map[string]string{"svc/svc.rego": svcPolicy("is not allowed", false)}, "v1", nil), false, nil, true)
 	if err := f.m.Ready(); err == nil || err.Error() != "bundles not activated yet (--bundle-required): custom" {
 		t.Fatalf("Ready before activation = %v", err)
 	}
@@ -175,14 +176,14 @@ func TestManagerActivatesAndPollsWithETag(t *testing.T) {
 	if err := f.m.Ready(); err != nil {
 		t.Errorf("Ready after activation = %v", err)
 	}
-	waitFor(t, "two polls answered 304", func() bool { _, fresh := f.srv.counts(); return fresh >= 2 })
+	waitFor(t, "two polls answered 304", func() bool { _, fresh := f.srv.Counts(); return fresh >= 2 })
 	if f.eng.Registry() != reg {
 		t.Error("a 304 swapped the registry")
 	}
 	if ok, failed := f.activations(); ok != 1 || len(failed) != 0 {
 		t.Errorf("activations: %d ok, failed %v; want exactly 1 ok", ok, failed)
 	}
-	if full, _ := f.srv.counts(); full != 1 {
+	if full, _ := f.srv.Counts(); full != 1 {
 		t.Errorf("full downloads = %d, want 1", full)
 	}
 	details := f.m.Details()
@@ -194,22 +195,18 @@ func TestManagerActivatesAndPollsWithETag(t *testing.T) {
 	// version (downloaded in full: OPA forgets the ETag after an error), the
 	// failure clears without an activation.
 	lastFailed := func() float64 { return testutil.ToFloat64(f.m.Metrics.LastFailed.WithLabelValues("custom")) }
-	f.srv.mu.Lock()
-	f.srv.down = true
-	f.srv.mu.Unlock()
+	f.srv.SetDown(true)
 	waitFor(t, "a failed download", func() bool { return lastFailed() == 1 && f.failures(ReasonDownload) >= 1 })
 	if d := f.m.Details(); len(d) != 1 || !strings.Contains(d[0], "; last attempt refused (download)") {
 		t.Errorf("Details while down = %q", d)
 	}
-	f.srv.mu.Lock()
-	f.srv.down = false
-	f.srv.mu.Unlock()
+	f.srv.SetDown(false)
 	waitFor(t, "recovery", func() bool { return lastFailed() == 0 })
 	if ok, failed := f.activations(); ok != 1 || len(failed) != 0 || f.eng.Registry() != reg {
 		t.Errorf("after recovery: %d activations, failed %v, registry replaced %v; want 1, none, false", ok, failed, f.eng.Registry() != reg)
 	}
 
-	f.srv.set(tarball(t, map[string]string{"svc/svc.rego": svcPolicy("is forbidden here", false)}, "v2", nil))
+	f.srv.Set(bundletest.Tarball(t, map[string]string{"svc/svc.rego": svcPolicy("is forbidden here", false)}, "v2", nil))
 	waitFor(t, "revision v2", func() bool { return f.eng.Registry() != reg })
 	if ok, failed := f.activations(); ok != 2 || len(failed) != 0 {
 		t.Errorf("activations: %d ok, failed %v; want 2 ok", ok, failed)
@@ -232,7 +229,7 @@ func TestManagerActivatesAndPollsWithETag(t *testing.T) {
 // refused for its reason, with OPA's or the engine's message, and the last
 // good set keeps serving (the same registry).
 func TestManagerRefusesBadBundles(t *testing.T) {
-	key, other := newRSAKey(t), newRSAKey(t)
+	key, other := bundletest.NewRSAKey(t), bundletest.NewRSAKey(t)
 	good := map[string]string{"svc/svc.rego": svcPolicy("is not allowed", true)}
 	for _, tc := range []struct {
 		name     string
@@ -245,13 +242,13 @@ func TestManagerRefusesBadBundles(t *testing.T) {
 	}{
 		{
 			name: "unsigned with keys configured", keyed: true,
-			bad:      func(t *testing.T) []byte { return tarball(t, good, "v2", nil) },
+			bad:      func(t *testing.T) []byte { return bundletest.Tarball(t, good, "v2", nil) },
 			reason:   ReasonSignature,
 			wantMsgs: []string{"bundle missing .signatures.json file"},
 		},
 		{
 			name: "signed with another key", keyed: true,
-			bad:      func(t *testing.T) []byte { return tarball(t, good, "v2", &other) },
+			bad:      func(t *testing.T) []byte { return bundletest.Tarball(t, good, "v2", &other) },
 			reason:   ReasonSignature,
 			wantMsgs: []string{"failed to verify JWT signature"},
 		},
@@ -262,11 +259,11 @@ func TestManagerRefusesBadBundles(t *testing.T) {
 					{URL: "/svc/svc.rego", Path: "/svc/svc.rego", Raw: []byte(svcPolicy("v2", true))},
 				}}
 				b.Manifest.Init()
-				if err := b.GenerateSignature(bundle.NewSigningConfig(key.private, "RS256", ""), "", false); err != nil {
+				if err := b.GenerateSignature(bundle.NewSigningConfig(key.Private, "RS256", ""), "", false); err != nil {
 					t.Fatal(err)
 				}
 				b.Modules[0].Raw = []byte(svcPolicy("tampered", true))
-				return writeBundle(t, b)
+				return bundletest.Write(t, b)
 			},
 			reason:   ReasonSignature,
 			wantMsgs: []string{"svc/svc.rego: digest mismatch"},
@@ -274,7 +271,7 @@ func TestManagerRefusesBadBundles(t *testing.T) {
 		{
 			name: "Rego syntax error",
 			bad: func(t *testing.T) []byte {
-				return tarball(t, map[string]string{"svc/svc.rego": "package portcullis.svc_types\n\ndeny contains"}, "v2", nil)
+				return bundletest.Tarball(t, map[string]string{"svc/svc.rego": "package portcullis.svc_types\n\ndeny contains"}, "v2", nil)
 			},
 			reason:   ReasonDownload,
 			wantMsgs: []string{"/svc/svc.rego:3", "rego_parse_error"},
@@ -283,7 +280,7 @@ func TestManagerRefusesBadBundles(t *testing.T) {
 			name: "sandbox-refused builtin",
 			bad: func(t *testing.T) []byte {
 				p := strings.Replace(svcPolicy("x", true), `input.request.object.spec.type == "NodePort"`, `http.send({"method": "GET", "url": "https://example.com"})`, 1)
-				return tarball(t, map[string]string{"svc/svc.rego": p}, "v2", nil)
+				return bundletest.Tarball(t, map[string]string{"svc/svc.rego": p}, "v2", nil)
 			},
 			reason:   ReasonLoad,
 			wantMsgs: []string{"custom/svc/svc.rego:10", "http.send"},
@@ -291,7 +288,7 @@ func TestManagerRefusesBadBundles(t *testing.T) {
 		{
 			name: "drops a required policy",
 			bad: func(t *testing.T) []byte {
-				return tarball(t, map[string]string{"lib/x.rego": "package portcullis.lib.x\n\nx := 1\n"}, "v2", nil)
+				return bundletest.Tarball(t, map[string]string{"lib/x.rego": "package portcullis.lib.x\n\nx := 1\n"}, "v2", nil)
 			},
 			reason:   ReasonRefused,
 			wantMsgs: []string{"reload refused: the new policy set drops required policies svc_types"},
@@ -299,7 +296,7 @@ func TestManagerRefusesBadBundles(t *testing.T) {
 		{
 			name: "no policies left", noBase: true,
 			bad: func(t *testing.T) []byte {
-				return tarball(t, map[string]string{"lib/x.rego": "package portcullis.lib.x\n\nx := 1\n"}, "v2", nil)
+				return bundletest.Tarball(t, map[string]string{"lib/x.rego": "package portcullis.lib.x\n\nx := 1\n"}, "v2", nil)
 			},
 			reason:   ReasonRefused,
 			wantMsgs: []string{"reload refused: the new policy set has no policies (serving them would admit everything)"},
@@ -307,7 +304,7 @@ func TestManagerRefusesBadBundles(t *testing.T) {
 		{
 			name: "a file over --bundle-max-bytes", small: true,
 			bad: func(t *testing.T) []byte {
-				return tarball(t, map[string]string{"svc/svc.rego": svcPolicy("x", true) + "# " + strings.Repeat("x", 64<<10) + "\n"}, "v2", nil)
+				return bundletest.Tarball(t, map[string]string{"svc/svc.rego": svcPolicy("x", true) + "# " + strings.Repeat("x", 64<<10) + "\n"}, "v2", nil)
 			},
 			reason:   ReasonDownload,
 			wantMsgs: []string{"bundle file /svc/svc.rego size (", "bytes) exceeds configured size_limit_bytes (32768 bytes)"},
@@ -315,7 +312,7 @@ func TestManagerRefusesBadBundles(t *testing.T) {
 		{
 			name: "data outside portcullis.config",
 			bad: func(t *testing.T) []byte {
-				return tarball(t, map[string]string{"svc/svc.rego": svcPolicy("x", true), "data.json": `{"inventory": {"hosts": [1]}}`}, "v2", nil)
+				return bundletest.Tarball(t, map[string]string{"svc/svc.rego": svcPolicy("x", true), "data.json": `{"inventory": {"hosts": [1]}}`}, "v2", nil)
 			},
 			reason:   ReasonInvalid,
 			wantMsgs: []string{"invalid bundle: data outside portcullis.config is not read by any policy: inventory.hosts"},
@@ -323,18 +320,18 @@ func TestManagerRefusesBadBundles(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			var k *rsaKey
+			var k *bundletest.Key
 			if tc.keyed {
 				k = &key
 			}
-			f := newFixture(t, tarball(t, good, "v1", k), tc.noBase, k, false)
+			f := newFixture(t, bundletest.Tarball(t, good, "v1", k), tc.noBase, k, false)
 			if tc.small {
 				f.m.Config.MaxBytes = 32 << 10
 			}
 			f.run(t)
 			waitFor(t, "first activation", func() bool { return f.eng.Registry().Policy("svc_types") != nil })
 			reg := f.eng.Registry()
-			f.srv.set(tc.bad(t))
+			f.srv.Set(tc.bad(t))
 			waitFor(t, tc.reason+" failure", func() bool { return f.failures(tc.reason) >= 1 })
 			if f.eng.Registry() != reg {
 				t.Error("the last good set was replaced")
@@ -367,8 +364,8 @@ func TestManagerRefusesBadBundles(t *testing.T) {
 // TestManagerSignedBundleActivates: a bundle signed as `opa sign` signs it
 // activates with the matching key configured.
 func TestManagerSignedBundleActivates(t *testing.T) {
-	key := newRSAKey(t)
-	f := newFixture(t, tarball(t, map[string]string{"svc/svc.rego": svcPolicy("is not allowed", false)}, "v1", &key), false, &key, false)
+	key := bundletest.NewRSAKey(t)
+	f := newFixture(t, bundletest.Tarball(t, map[string]string{"svc/svc.rego": svcPolicy("is not allowed", false)}, "v1", &key), false, &key, false)
 	f.run(t)
 	waitFor(t, "activation", func() bool { return f.eng.Registry().Policy("svc_types") != nil })
 	if f.failures(ReasonSignature) != 0 {
@@ -426,10 +423,8 @@ func TestClassify(t *testing.T) {
 // and on a refused download.
 func TestManagerBearerTokenNotLogged(t *testing.T) {
 	const canary = "canary-token-7f3a9b"
-	f := newFixture(t, tarball(t, map[string]string{"svc/svc.rego": svcPolicy("is not allowed", false)}, "v1", nil), false, nil, false)
-	f.srv.mu.Lock()
-	f.srv.token = canary
-	f.srv.mu.Unlock()
+	f := newFixture(t, bundletest.Tarball(t, map[string]string{"svc/svc.rego": svcPolicy("is not allowed", false)}, "v1", nil), false, nil, false)
+	f.srv.SetToken(canary)
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte(canary+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -437,10 +432,8 @@ func TestManagerBearerTokenNotLogged(t *testing.T) {
 	f.m.Config.TokenFile = tokenFile
 	f.run(t)
 	waitFor(t, "activation with the token", func() bool { return f.eng.Registry().Policy("svc_types") != nil })
-	f.srv.mu.Lock()
-	f.srv.token = "another"
-	f.srv.body = tarball(t, map[string]string{"svc/svc.rego": svcPolicy("v2", false)}, "v2", nil)
-	f.srv.mu.Unlock()
+	f.srv.SetToken("another") // before the new body: no poll fetches it with the old token
+	f.srv.Set(bundletest.Tarball(t, map[string]string{"svc/svc.rego": svcPolicy("v2", false)}, "v2", nil))
 	waitFor(t, "a refused download (401)", func() bool { return f.failures(ReasonDownload) >= 1 })
 	if f.logs.Len() == 0 {
 		t.Fatal("nothing logged")

@@ -10,14 +10,10 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/portcullis/portcullis/webhooks/bundles/bundletest"
 )
 
 // TestManagerOCI: a bundle pushed to an OCI registry (in-process, on
@@ -40,22 +36,7 @@ func TestManagerOCI(t *testing.T) {
 	}))
 	t.Cleanup(reg.Close)
 	ref := strings.TrimPrefix(reg.URL, "https://") + "/policies/custom:v1"
-	push := func(tarball []byte) {
-		t.Helper()
-		r, err := name.ParseReference(ref)
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := mutate.AppendLayers(empty.Image, static.NewLayer(tarball, types.OCILayer))
-		if err != nil {
-			t.Fatal(err)
-		}
-		img = mutate.ConfigMediaType(mutate.MediaType(img, types.OCIManifestSchema1), types.OCIConfigJSON)
-		if err := remote.Write(r, img, remote.WithTransport(reg.Client().Transport)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	push(tarball(t, map[string]string{"svc/svc.rego": svcPolicy("is not allowed", false)}, "v1", nil))
+	bundletest.PushOCI(t, ref, bundletest.Tarball(t, map[string]string{"svc/svc.rego": svcPolicy("is not allowed", false)}, "v1", nil), reg.Client().Transport)
 
 	f := newFixture(t, nil, false, nil, false)
 	spec, err := ParseSpec("oci://" + ref)
@@ -66,7 +47,7 @@ func TestManagerOCI(t *testing.T) {
 		t.Fatalf("spec = %+v", spec)
 	}
 	f.m.Config.Bundles = []Spec{spec}
-	f.m.Config.CAFile = f.srv.caFile // httptest servers share one certificate
+	f.m.Config.CAFile = f.srv.CAFile() // httptest servers share one certificate
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.m.Run(ctx) }()
@@ -95,7 +76,7 @@ func TestManagerOCI(t *testing.T) {
 	if f.eng.Registry() != first || f.state().failReason != "" {
 		t.Errorf("recovery reactivated or kept the failure: %q", f.state().failReason)
 	}
-	push(tarball(t, map[string]string{"svc/svc.rego": svcPolicy("is forbidden here", false)}, "v2", nil))
+	bundletest.PushOCI(t, ref, bundletest.Tarball(t, map[string]string{"svc/svc.rego": svcPolicy("is forbidden here", false)}, "v2", nil), reg.Client().Transport)
 	waitFor(t, "second activation", func() bool { return f.eng.Registry() != first })
 	if got := f.state().revision; got != "v2" {
 		t.Errorf("revision = %q, want v2", got)

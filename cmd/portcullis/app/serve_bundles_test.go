@@ -1,29 +1,18 @@
 package app
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/pem"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/spf13/pflag"
+	"github.com/portcullis/portcullis/webhooks/bundles/bundletest"
 )
 
 // TestServeBundleFlags: the --bundle flags through AddFlags and Validate,
 // with exact messages.
 func TestServeBundleFlags(t *testing.T) {
 	dir := t.TempDir()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
 	write := func(name string, b []byte) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, b, 0o600); err != nil {
@@ -31,7 +20,7 @@ func TestServeBundleFlags(t *testing.T) {
 		}
 		return p
 	}
-	pub := write("key.pem", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	pub := write("key.pem", []byte(bundletest.NewRSAKey(t).Public))
 	notPEM := write("secret.txt", []byte("s3cr3t-hmac"))
 	ca := write("ca.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{1}}))
 	missing := filepath.Join(dir, "missing")
@@ -79,18 +68,7 @@ func TestServeBundleFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o := NewServeOptions()
-			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-			o.AddFlags(fs)
-			if err := fs.Parse(tt.args); err != nil {
-				t.Fatal(err)
-			}
-			err := o.Validate()
-			got := ""
-			if err != nil {
-				got = err.Error()
-			}
-			if got != tt.err {
+			if got := serveValidate(t, tt.args); got != tt.err {
 				t.Errorf("Validate() = %q, want %q", got, tt.err)
 			}
 		})

@@ -61,18 +61,7 @@ func TestServeFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o := NewServeOptions()
-			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-			o.AddFlags(fs)
-			if err := fs.Parse(tt.args); err != nil {
-				t.Fatal(err)
-			}
-			err := o.Validate()
-			got := ""
-			if err != nil {
-				got = err.Error()
-			}
-			if got != tt.err {
+			if got := serveValidate(t, tt.args); got != tt.err {
 				t.Errorf("Validate() = %q, want %q", got, tt.err)
 			}
 		})
@@ -151,4 +140,20 @@ func TestServeSelfSigned(t *testing.T) {
 	if err := testutil.GatherAndCompare(o.Registry, strings.NewReader(want), "portcullis_build_info"); err != nil {
 		t.Error(err)
 	}
+}
+
+// serveValidate parses args with serve's flags and returns what Validate
+// says ("" when it accepts them).
+func serveValidate(t *testing.T, args []string) string {
+	t.Helper()
+	o := NewServeOptions()
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	o.AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Validate(); err != nil {
+		return err.Error()
+	}
+	return ""
 }

@@ -351,17 +351,7 @@ func TestServeOptionsValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o := NewServeOptions()
-			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-			o.AddFlags(fs)
-			if err := fs.Parse(tt.args); err != nil {
-				t.Fatal(err)
-			}
-			got := ""
-			if err := o.Validate(); err != nil {
-				got = err.Error()
-			}
-			if got != tt.err {
+			if got := serveValidate(t, tt.args); got != tt.err {
 				t.Errorf("Validate() = %q, want %q", got, tt.err)
 			}
 		})
