@@ -3,14 +3,7 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/hex"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
@@ -19,121 +12,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/open-policy-agent/opa/v1/bundle"
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/portcullis/portcullis/webhooks/bundles/bundletest"
 )
-
-// signingKey is an RSA key pair as PEM, what `opa sign --signing-key` and
-// `serve --bundle-verification-key` take.
-type signingKey struct{ private, public string }
-
-func newSigningKey(t *testing.T) signingKey {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return signingKey{
-		private: string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})),
-		public:  string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})),
-	}
-}
-
-// bundleTarball builds a bundle of Rego files with revision, signed with
-// key when not nil, as `opa build -b` then `opa sign --bundle` do.
-func bundleTarball(t *testing.T, files map[string]string, revision string, key *signingKey) []byte {
-	t.Helper()
-	b := bundle.Bundle{Manifest: bundle.Manifest{Revision: revision}, Data: map[string]any{}}
-	for p, content := range files {
-		b.Modules = append(b.Modules, bundle.ModuleFile{URL: "/" + p, Path: "/" + p, Raw: []byte(content)})
-	}
-	b.Manifest.Init()
-	if key != nil {
-		if err := b.GenerateSignature(bundle.NewSigningConfig(key.private, "RS256", ""), "", false); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var buf bytes.Buffer
-	if err := bundle.NewWriter(&buf).Write(b); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-// httpsBundles serves one bundle over HTTPS on loopback with an ETag,
-// answering If-None-Match with 304, as nginx or S3 do.
-type httpsBundles struct {
-	*httptest.Server
-	mu   sync.Mutex
-	body []byte
-}
-
-func newHTTPSBundles(t *testing.T) *httpsBundles {
-	s := &httpsBundles{}
-	s.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		body := s.body
-		s.mu.Unlock()
-		if body == nil {
-			http.NotFound(w, r)
-			return
-		}
-		sum := sha256.Sum256(body)
-		etag := `"` + hex.EncodeToString(sum[:8]) + `"`
-		w.Header().Set("ETag", etag) // on 304 too, as nginx and S3 do
-		if r.Header.Get("If-None-Match") == etag {
-			w.WriteHeader(http.StatusNotModified)
-			return
-		}
-		_, _ = w.Write(body)
-	}))
-	t.Cleanup(s.Close)
-	return s
-}
-
-func (s *httpsBundles) set(body []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.body = body
-}
-
-// pushOCI pushes a bundle tarball to ref the way `oras push REF
-// bundle.tar.gz:application/vnd.oci.image.layer.v1.tar+gzip` does: one
-// layer of that media type (the one OPA's OCI downloader takes) in an OCI
-// image manifest.
-func pushOCI(t *testing.T, ref string, tarball []byte, transport http.RoundTripper) {
-	t.Helper()
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, static.NewLayer(tarball, types.OCILayer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	img = mutate.MediaType(img, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	if err := remote.Write(r, img, remote.WithTransport(transport)); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // servicePolicy is a validating policy denying Services of type kind,
 // with the message ending in word.
@@ -162,28 +48,23 @@ deny contains {"msg": msg} if {
 // the last good set keeps serving.
 func TestBundleDelivery(t *testing.T) {
 	ctx := context.Background()
-	key, other := newSigningKey(t), newSigningKey(t)
+	key, other := bundletest.NewRSAKey(t), bundletest.NewRSAKey(t)
 
-	web := newHTTPSBundles(t) // 404 until the first set
+	web := bundletest.NewServer(t, nil) // 404 until the first Set
 	reg := httptest.NewTLSServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(reg.Close)
 	host := strings.TrimPrefix(reg.URL, "https://")
 	ociRef := host + "/policies/services:v1"
-	pushOCI(t, ociRef, bundleTarball(t, map[string]string{"no_lb/policy.rego": servicePolicy("no_lb", "LoadBalancer", "is not allowed")}, "oci-1", &key), reg.Client().Transport)
+	bundletest.PushOCI(t, ociRef, bundletest.Tarball(t, map[string]string{"no_lb/policy.rego": servicePolicy("no_lb", "LoadBalancer", "is not allowed")}, "oci-1", &key), reg.Client().Transport)
 
-	dir := t.TempDir()
-	caFile, keyFile := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "key.pem")
-	// httptest's TLS servers share one certificate (127.0.0.1).
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: web.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, []byte(key.public), 0o600); err != nil {
+	keyFile := filepath.Join(t.TempDir(), "key.pem")
+	if err := os.WriteFile(keyFile, []byte(key.Public), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	srv := startServer(t, serverOptions{FileCert: true, Args: []string{
 		"--bundle=web=" + web.URL + "/bundles/services.tar.gz",
 		"--bundle=oci=oci://" + ociRef,
-		"--bundle-ca-file=" + caFile,
+		"--bundle-ca-file=" + web.CAFile(), // httptest's TLS servers share one certificate (127.0.0.1)
 		"--bundle-verification-key=" + keyFile,
 		"--bundle-min-delay=1s", "--bundle-max-delay=1s",
 		"--bundle-required",
@@ -209,7 +90,7 @@ func TestBundleDelivery(t *testing.T) {
 	if !ok {
 		t.Errorf("404 not counted: %s", msg)
 	}
-	web.set(bundleTarball(t, map[string]string{"no_nodeport/policy.rego": servicePolicy("no_nodeport", "NodePort", "is not allowed")}, "web-1", &key))
+	web.Set(bundletest.Tarball(t, map[string]string{"no_nodeport/policy.rego": servicePolicy("no_nodeport", "NodePort", "is not allowed")}, "web-1", &key))
 	srv.WaitReady(t)
 	readyz := readyzVerbose(t, srv)
 	for _, want := range []string{`bundle web: revision "web-1"`, `bundle oci: revision "oci-1"`} {
@@ -220,51 +101,20 @@ func TestBundleDelivery(t *testing.T) {
 
 	ensureNamespace(t, "portcullis-system")
 	installWebhooks(t, "self-signed", srv.BaseURL, srv.CA.CertPEM)
-	vwcs := cluster.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations()
-	vwc, err := vwcs.Get(ctx, "portcullis", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	all := admissionregistrationv1.AllScopes
-	vwc.Webhooks[0].Rules = append(vwc.Webhooks[0].Rules, admissionregistrationv1.RuleWithOperations{
-		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
-		Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"services"}, Scope: &all},
-	})
-	if _, err := vwcs.Update(ctx, vwc, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	validateServices(ctx, t)
 	ns := newNamespace(t, nil)
-	dryRun := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
 	refused := func(typ corev1.ServiceType, want string) {
 		t.Helper()
-		svc := &corev1.Service{
-			ObjectMeta: metav1.ObjectMeta{Name: "web"},
-			Spec:       corev1.ServiceSpec{Type: typ, Ports: []corev1.ServicePort{{Port: 80}}},
-		}
-		ok, msg := pollUntil(60*time.Second, 200*time.Millisecond, func(ctx context.Context) (bool, string) {
-			_, err := cluster.Client.CoreV1().Services(ns).Create(ctx, svc, dryRun)
-			if err == nil || !strings.Contains(err.Error(), want) {
-				return false, fmt.Sprintf("create %s Service: %v", typ, err)
-			}
-			return true, ""
-		})
-		if !ok {
-			t.Fatalf("want a refusal with %q: %s", want, msg)
-		}
+		waitServiceRefused(t, ns, typ, want)
 	}
 	refused(corev1.ServiceTypeNodePort, "Service web: type NodePort is not allowed")
 	refused(corev1.ServiceTypeLoadBalancer, "Service web: type LoadBalancer is not allowed")
-	if _, err := cluster.Client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "internal"},
-		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
-	}, dryRun); err != nil {
-		t.Errorf("ClusterIP Service: %v", err)
-	}
+	checkClusterIPAdmitted(ctx, t, ns)
 
 	// Updated in place: new revisions, the same process.
 	pid := srv.cmd.Process.Pid
-	web.set(bundleTarball(t, map[string]string{"no_nodeport/policy.rego": servicePolicy("no_nodeport", "NodePort", "is forbidden here")}, "web-2", &key))
-	pushOCI(t, ociRef, bundleTarball(t, map[string]string{"no_lb/policy.rego": servicePolicy("no_lb", "LoadBalancer", "is forbidden here")}, "oci-2", &key), reg.Client().Transport)
+	web.Set(bundletest.Tarball(t, map[string]string{"no_nodeport/policy.rego": servicePolicy("no_nodeport", "NodePort", "is forbidden here")}, "web-2", &key))
+	bundletest.PushOCI(t, ociRef, bundletest.Tarball(t, map[string]string{"no_lb/policy.rego": servicePolicy("no_lb", "LoadBalancer", "is forbidden here")}, "oci-2", &key), reg.Client().Transport)
 	refused(corev1.ServiceTypeNodePort, "Service web: type NodePort is forbidden here")
 	refused(corev1.ServiceTypeLoadBalancer, "Service web: type LoadBalancer is forbidden here")
 	if srv.cmd.Process.Pid != pid {
@@ -310,13 +160,13 @@ func TestBundleDelivery(t *testing.T) {
 		publish              func()
 	}{
 		{"a Rego syntax error (signed)", "web", "download", func() {
-			web.set(bundleTarball(t, map[string]string{"no_nodeport/policy.rego": "package portcullis.no_nodeport\n\ndeny contains"}, "web-3", &key))
+			web.Set(bundletest.Tarball(t, map[string]string{"no_nodeport/policy.rego": "package portcullis.no_nodeport\n\ndeny contains"}, "web-3", &key))
 		}},
 		{"a bad signature", "oci", "signature", func() {
-			pushOCI(t, ociRef, bundleTarball(t, map[string]string{"no_lb/policy.rego": servicePolicy("no_lb", "LoadBalancer", "is allowed after all")}, "oci-3", &other), reg.Client().Transport)
+			bundletest.PushOCI(t, ociRef, bundletest.Tarball(t, map[string]string{"no_lb/policy.rego": servicePolicy("no_lb", "LoadBalancer", "is allowed after all")}, "oci-3", &other), reg.Client().Transport)
 		}},
 		{"no signature", "web", "signature", func() {
-			web.set(bundleTarball(t, map[string]string{"no_nodeport/policy.rego": servicePolicy("no_nodeport", "NodePort", "is allowed after all")}, "web-4", nil))
+			web.Set(bundletest.Tarball(t, map[string]string{"no_nodeport/policy.rego": servicePolicy("no_nodeport", "NodePort", "is allowed after all")}, "web-4", nil))
 		}},
 	} {
 		before := failures(step.bundle, step.reason)
@@ -350,16 +200,7 @@ func TestBundleDelivery(t *testing.T) {
 // metricsText returns the /metrics exposition.
 func metricsText(t *testing.T, srv *server) string {
 	t.Helper()
-	resp, err := http.Get("http://" + srv.MetricsAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return getBody(t, "http://"+srv.MetricsAddr+"/metrics")
 }
 
 // grepLines returns the lines of s containing sub.
@@ -376,7 +217,13 @@ func grepLines(s, sub string) string {
 // readyzVerbose returns the body of /readyz?verbose.
 func readyzVerbose(t *testing.T, srv *server) string {
 	t.Helper()
-	resp, err := http.Get("http://" + srv.HealthAddr + "/readyz?verbose")
+	return getBody(t, "http://"+srv.HealthAddr+"/readyz?verbose")
+}
+
+// getBody returns the body of a GET of url, whatever its status.
+func getBody(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -81,47 +80,14 @@ func TestConfigMapVolumeDelivery(t *testing.T) {
 
 	ensureNamespace(t, "portcullis-system")
 	installWebhooks(t, "self-signed", srv.BaseURL, srv.CA.CertPEM)
-	// The rule `portcullis webhooks` prints for the policy's custom.resources.
-	vwcs := cluster.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations()
-	vwc, err := vwcs.Get(ctx, "portcullis", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	all := admissionregistrationv1.AllScopes
-	vwc.Webhooks[0].Rules = append(vwc.Webhooks[0].Rules, admissionregistrationv1.RuleWithOperations{
-		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
-		Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"services"}, Scope: &all},
-	})
-	if _, err := vwcs.Update(ctx, vwc, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	validateServices(ctx, t)
 	ns := newNamespace(t, nil)
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "web"},
-		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Ports: []corev1.ServicePort{{Port: 80}}},
-	}
-	dryRun := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
 	refusedWith := func(word string) {
 		t.Helper()
-		want := fmt.Sprintf("Service web: type NodePort %s", word)
-		ok, msg := pollUntil(60*time.Second, 200*time.Millisecond, func(ctx context.Context) (bool, string) {
-			_, err := cluster.Client.CoreV1().Services(ns).Create(ctx, svc, dryRun)
-			if err == nil || !strings.Contains(err.Error(), want) {
-				return false, fmt.Sprintf("create NodePort Service: %v", err)
-			}
-			return true, ""
-		})
-		if !ok {
-			t.Fatalf("want a refusal with %q: %s", want, msg)
-		}
+		waitServiceRefused(t, ns, corev1.ServiceTypeNodePort, "Service web: type NodePort "+word)
 	}
 	refusedWith("is not allowed")
-	if _, err := cluster.Client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "internal"},
-		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
-	}, dryRun); err != nil {
-		t.Errorf("ClusterIP Service: %v", err)
-	}
+	checkClusterIPAdmitted(ctx, t, ns)
 
 	// Updated in place: the same process answers with the new policy.
 	pid := srv.cmd.Process.Pid

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,6 +121,60 @@ func urlClientConfig(in admissionregistrationv1.WebhookClientConfig, baseURL str
 	return admissionregistrationv1.WebhookClientConfig{
 		URL:      ptr.To(baseURL + ptr.Deref(in.Service.Path, "/")),
 		CABundle: caBundle,
+	}
+}
+
+// validateServices adds to the installed "portcullis"
+// ValidatingWebhookConfiguration the rule `portcullis webhooks` prints for
+// a custom policy on Services (custom.resources: services), so the API
+// server sends Service creates and updates to the server.
+func validateServices(ctx context.Context, t *testing.T) {
+	t.Helper()
+	vwcs := cluster.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations()
+	vwc, err := vwcs.Get(ctx, "portcullis", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := admissionregistrationv1.AllScopes
+	vwc.Webhooks[0].Rules = append(vwc.Webhooks[0].Rules, admissionregistrationv1.RuleWithOperations{
+		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+		Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"services"}, Scope: &all},
+	})
+	if _, err := vwcs.Update(ctx, vwc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitServiceRefused polls a dry-run create of a Service "web" of type typ
+// in ns, for up to 60 s, until the API server refuses it with a message
+// containing want.
+func waitServiceRefused(t *testing.T, ns string, typ corev1.ServiceType, want string) {
+	t.Helper()
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec:       corev1.ServiceSpec{Type: typ, Ports: []corev1.ServicePort{{Port: 80}}},
+	}
+	ok, msg := pollUntil(60*time.Second, 200*time.Millisecond, func(ctx context.Context) (bool, string) {
+		_, err := cluster.Client.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			return false, fmt.Sprintf("create %s Service: %v", typ, err)
+		}
+		return true, ""
+	})
+	if !ok {
+		t.Fatalf("want a refusal with %q: %s", want, msg)
+	}
+}
+
+// checkClusterIPAdmitted checks that a dry-run create of a ClusterIP
+// Service in ns is admitted.
+func checkClusterIPAdmitted(ctx context.Context, t *testing.T, ns string) {
+	t.Helper()
+	if _, err := cluster.Client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "internal"},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
+	}, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Errorf("ClusterIP Service: %v", err)
 	}
 }
 
