@@ -65,20 +65,19 @@ type serverOptions struct {
 
 // startServer starts the portcullis binary built by TestMain, waits until
 // /readyz answers 200, and stops it when the test ends.
+//
+// Its ports are picked free (freePort) and released before the server binds
+// them, so another process may take one in between: the kernel hands the
+// same ephemeral range to outgoing connections, and the API server and the
+// other tests' clients make many. A server that exits because a port was
+// taken is started again on new ports (at most bindAttempts times).
 func startServer(t *testing.T, opts serverOptions) *server {
 	t.Helper()
 	tmp := t.TempDir()
 	s := &server{
 		CertDir:     filepath.Join(tmp, "certs"),
 		PoliciesDir: filepath.Join(tmp, "policies"),
-		log:         &syncBuffer{},
-		done:        make(chan struct{}),
 	}
-	port := freePort(t)
-	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	s.BaseURL = "https://" + s.Addr
-	s.HealthAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-	s.MetricsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 	copyPolicies(t, filepath.Join("..", "policies"), s.PoliciesDir)
 	for name, content := range opts.ExtraPolicies {
 		path := filepath.Join(s.PoliciesDir, name)
@@ -101,6 +100,43 @@ func startServer(t *testing.T, opts serverOptions) *server {
 		s.CA = ca
 		s.PublishServingCert(t)
 	}
+	t.Cleanup(func() {
+		if s.cmd == nil {
+			return
+		}
+		s.Stop(t)
+		if t.Failed() {
+			t.Logf("portcullis log (last 60 lines):\n%s", s.log.tail(60))
+		}
+	})
+	for attempt := 1; ; attempt++ {
+		s.launch(t, configFile, opts.Args)
+		if opts.NoWait {
+			return s
+		}
+		err := s.waitReady()
+		if err == nil {
+			return s
+		}
+		if errors.Is(err, errExited) && attempt < bindAttempts && strings.Contains(s.log.String(), "address already in use") {
+			t.Logf("portcullis could not bind a port picked for it (taken since), attempt %d of %d: starting it again on new ports", attempt, bindAttempts)
+			continue
+		}
+		t.Fatal(err)
+	}
+}
+
+// bindAttempts bounds startServer's restarts after a port was taken.
+const bindAttempts = 3
+
+// launch starts the server process on newly picked ports.
+func (s *server) launch(t *testing.T, configFile string, extra []string) {
+	t.Helper()
+	port := freePort(t)
+	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	s.BaseURL = "https://" + s.Addr
+	s.HealthAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	s.MetricsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 	args := append([]string{
 		"serve",
 		"--bind-address=127.0.0.1",
@@ -112,49 +148,53 @@ func startServer(t *testing.T, opts serverOptions) *server {
 		"--metrics-bind-address=" + s.MetricsAddr,
 		"--shutdown-delay=0",
 		"--log-format=console",
-	}, opts.Args...)
+	}, extra...)
+	s.log = &syncBuffer{}
+	s.done = make(chan struct{})
+	s.err = nil
 	s.cmd = exec.Command(portcullisBin, args...)
 	s.cmd.Stdout = s.log
 	s.cmd.Stderr = s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("start portcullis: %v", err)
 	}
+	cmd, done := s.cmd, s.done
 	go func() {
-		s.err = s.cmd.Wait()
-		close(s.done)
+		err := cmd.Wait()
+		s.err = err
+		close(done)
 	}()
-	t.Cleanup(func() {
-		s.Stop(t)
-		if t.Failed() {
-			t.Logf("portcullis log (last 60 lines):\n%s", s.log.tail(60))
-		}
-	})
-	if !opts.NoWait {
-		s.WaitReady(t)
-	}
-	return s
 }
+
+// errExited: the server process ended before it was ready.
+var errExited = errors.New("portcullis exited before it was ready")
 
 // WaitReady waits until /readyz answers 200 (60 s: two cores are shared).
 func (s *server) WaitReady(t *testing.T) {
 	t.Helper()
+	if err := s.waitReady(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *server) waitReady() error {
 	deadline := time.Now().Add(60 * time.Second)
 	client := &http.Client{Timeout: time.Second}
 	for {
 		select {
 		case <-s.done:
-			t.Fatalf("portcullis exited before it was ready (%v):\n%s", s.err, s.log.tail(40))
+			return fmt.Errorf("%w (%v):\n%s", errExited, s.err, s.log.tail(40))
 		default:
 		}
 		resp, err := client.Get("http://" + s.HealthAddr + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("portcullis not ready after 60 s (last: %v):\n%s", err, s.log.tail(40))
+			return fmt.Errorf("portcullis not ready after 60 s (last: %v):\n%s", err, s.log.tail(40))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
