@@ -135,19 +135,7 @@ func (b *body) reader() (io.Reader, int64) {
 // shotStream posts one body from its parts and returns status and answer.
 func shotStream(ctx context.Context, c *http.Client, url string, b *body) (int, []byte, error) {
 	r, size := b.reader()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, r)
-	if err != nil {
-		return 0, nil, err
-	}
-	req.ContentLength = size
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, out, err
+	return post(ctx, c, url, r, size)
 }
 
 // statuses counts answers by HTTP status (0: transport error).

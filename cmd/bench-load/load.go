@@ -69,10 +69,17 @@ func newClient(caPEM []byte, conns int) (*http.Client, error) {
 
 // shot sends one request and returns the status (0 on transport error) and the body.
 func shot(ctx context.Context, c *http.Client, url string, b []byte) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
+	return post(ctx, c, url, bytes.NewReader(b), int64(len(b)))
+}
+
+// post sends a JSON body of size bytes read from r and returns the status
+// (0 on transport error) and the answer.
+func post(ctx context.Context, c *http.Client, url string, r io.Reader, size int64) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, r)
 	if err != nil {
 		return 0, nil, err
 	}
+	req.ContentLength = size
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.Do(req)
 	if err != nil {

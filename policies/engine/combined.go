@@ -278,33 +278,25 @@ func (e *Engine) evalSets(ctx context.Context, reg *Registry, phase Phase, req *
 // evalPart evaluates the policies at indices part (of selected) as one set
 // and records their outcomes in early.
 func evalPart(ctx context.Context, reg *Registry, selected []*Policy, part []int, input ast.Value, early []earlyResult) {
+	if len(part) == 1 {
+		start := time.Now()
+		res, err := selected[part[0]].eval(ctx, input)
+		early[part[0]] = earlyResult{res: res, took: time.Since(start), err: err, done: true}
+		return
+	}
 	policies := make([]*Policy, len(part))
 	for j, i := range part {
 		policies[j] = selected[i]
 	}
-	var res setResult
-	if len(policies) == 1 {
-		r, err := policies[0].evalTimed(ctx, input)
-		res = setResult{results: []*policyResult{r.res}, took: []time.Duration{r.took}}
-		if err != nil {
-			res = setResult{err: err}
-		}
-	} else if ps := reg.policySet(ctx, policies); ps != nil {
-		res = ps.eval(ctx, input)
-	} else {
+	ps := reg.policySet(ctx, policies)
+	if ps == nil {
 		return // one by one, by the caller
 	}
 	sub := make([]earlyResult, len(part))
-	fill(sub, res)
+	fill(sub, ps.eval(ctx, input))
 	for j, i := range part {
 		early[i] = sub[j]
 	}
-}
-
-func (p *Policy) evalTimed(ctx context.Context, input ast.Value) (earlyResult, error) {
-	start := time.Now()
-	res, err := p.eval(ctx, input)
-	return earlyResult{res: res, took: time.Since(start), done: true}, err
 }
 
 // fill records a set's results in early (indexed like the set's policies).

@@ -42,19 +42,14 @@ import (
 // is the value computed at load. TestFoldKeepsDecisions compares every
 // built-in policy's decisions with and without folding.
 
-// foldStats says what foldConstants did.
-type foldStats struct {
-	// Folded lists the paths of the rules replaced by their values, sorted.
-	Folded []string
-}
-
 // foldConstants returns modules with the constant rules of compiled (the
-// compiled form of modules) replaced by their values, or modules itself
-// (and no stats) when nothing can be folded.
-func foldConstants(ctx context.Context, compiled *ast.Compiler, store storage.Store, modules map[string]*ast.Module) (map[string]*ast.Module, foldStats, error) {
-	var stats foldStats
+// compiled form of modules) replaced by their values, and the paths of the
+// rules it replaced, sorted; modules itself and no paths when nothing can be
+// folded.
+func foldConstants(ctx context.Context, compiled *ast.Compiler, store storage.Store, modules map[string]*ast.Module) (map[string]*ast.Module, []string, error) {
+	var folded []string
 	if usesWith(compiled) {
-		return modules, stats, nil
+		return modules, nil, nil
 	}
 	// Every rule node (each definition and each else branch) by path.
 	byPath := map[string][]*ast.Rule{}
@@ -71,13 +66,13 @@ func foldConstants(ctx context.Context, compiled *ast.Compiler, store storage.St
 		}
 	}
 	if len(candidates) == 0 {
-		return modules, stats, nil
+		return modules, nil, nil
 	}
 	sort.Strings(candidates)
 
 	txn, err := store.NewTransaction(ctx)
 	if err != nil {
-		return nil, stats, fmt.Errorf("fold constants: %w", err)
+		return nil, nil, fmt.Errorf("fold constants: %w", err)
 	}
 	defer store.Abort(ctx, txn)
 	values := map[string]*ast.Term{}
@@ -92,7 +87,7 @@ func foldConstants(ctx context.Context, compiled *ast.Compiler, store storage.St
 		values[path] = v
 	}
 	if len(values) == 0 {
-		return modules, stats, nil
+		return modules, nil, nil
 	}
 
 	out := make(map[string]*ast.Module, len(modules))
@@ -112,7 +107,7 @@ func foldConstants(ctx context.Context, compiled *ast.Compiler, store storage.St
 			}
 			keep = append(keep, constantRule(m, r, v))
 			values[path] = nil
-			stats.Folded = append(stats.Folded, path)
+			folded = append(folded, path)
 		}
 		if !changed {
 			out[name] = m
@@ -125,8 +120,8 @@ func foldConstants(ctx context.Context, compiled *ast.Compiler, store storage.St
 		}
 		out[name] = cp
 	}
-	sort.Strings(stats.Folded)
-	return out, stats, nil
+	sort.Strings(folded)
+	return out, folded, nil
 }
 
 // usesWith reports whether any module has a `with` modifier.
@@ -213,25 +208,17 @@ func locallyRequestFree(r *ast.Rule) bool {
 			if v[0].Value.Compare(ast.InputRootDocument.Value) == 0 {
 				ok = false
 			}
-			if op, found := ast.BuiltinMap[v.String()]; found && (op.Nondeterministic || op.Name == ast.Print.Name || op.Name == ast.InternalPrint.Name) {
+			if impure(v) {
 				ok = false
 			}
 		}
 		return !ok
 	}
+	// A call's operator is a ref term of its expression (or of the
+	// ast.Call term), so this walk sees built-in calls too.
 	ast.WalkTerms(r.Head, check)
 	if ok {
 		ast.WalkTerms(r.Body, check)
-	}
-	if ok {
-		ast.WalkExprs(r.Body, func(e *ast.Expr) bool {
-			if e.IsCall() {
-				if op, found := ast.BuiltinMap[e.Operator().String()]; found && (op.Nondeterministic || op.Name == ast.Print.Name || op.Name == ast.InternalPrint.Name) {
-					ok = false
-				}
-			}
-			return !ok
-		})
 	}
 	return ok
 }
@@ -298,4 +285,11 @@ func constantRule(m *ast.Module, orig *ast.Rule, value *ast.Term) *ast.Rule {
 		Module:   m,
 		Location: loc,
 	}
+}
+
+// impure reports whether ref names a built-in whose result or effect a
+// load-time value would lose: a non-deterministic one, or print.
+func impure(ref ast.Ref) bool {
+	op, found := ast.BuiltinMap[ref.String()]
+	return found && (op.Nondeterministic || op.Name == ast.Print.Name || op.Name == ast.InternalPrint.Name)
 }

@@ -213,11 +213,11 @@ func Load(ctx context.Context, src Source) (*Registry, error) {
 	// they not, the originals are used: folding only ever saves time.
 	var folded []string
 	if !src.NoFold {
-		foldedModules, stats, err := foldConstants(ctx, compiler, store, modules)
+		foldedModules, paths, err := foldConstants(ctx, compiler, store, modules)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrLoad, err)
 		}
-		if len(stats.Folded) > 0 {
+		if len(paths) > 0 {
 			// The originals passed the type checker; a folded value is a
 			// literal, whose closed object type would turn a read of an
 			// absent key (undefined at run time, as before) into a type
@@ -225,7 +225,7 @@ func Load(ctx context.Context, src Source) (*Registry, error) {
 			fc := newCompiler(printing, sandbox).WithSkipStages(ast.StageCheckTypes)
 			fc.Compile(foldedModules)
 			if !fc.Failed() {
-				compiler, folded = fc, stats.Folded
+				compiler, folded = fc, paths
 			}
 		}
 	}
