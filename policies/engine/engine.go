@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 )
@@ -458,7 +457,7 @@ type entry struct {
 }
 
 func (p *Policy) eval(ctx context.Context, input ast.Value) (*policyResult, error) {
-	rs, err := p.query.Eval(ctx, rego.EvalParsedInput(input))
+	rs, err := p.query.Eval(ctx, p.evalOptions(input)...)
 	if err != nil {
 		return nil, fmt.Errorf("evaluate policy %q: %w", p.ID, err)
 	}

@@ -49,7 +49,7 @@ func (e *Engine) Explain(ctx context.Context, req *admissionv1.AdmissionRequest,
 		return nil, nil, err
 	}
 	buf := topdown.NewBufferTracer()
-	if _, err := p.query.Eval(ctx, rego.EvalParsedInput(input), rego.EvalQueryTracer(buf)); err != nil {
+	if _, err := p.query.Eval(ctx, p.evalOptions(input, rego.EvalQueryTracer(buf))...); err != nil {
 		return nil, nil, fmt.Errorf("explain policy %q: %w", id, err)
 	}
 	pkg := ast.MustParseRef(packagePrefix + id)

@@ -2,10 +2,17 @@ package engine
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/open-policy-agent/opa/v1/topdown/print"
+	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 )
 
 // print() output reaches Source.Print tagged with the policy evaluated and
@@ -74,5 +81,105 @@ func TestPrintUnusedKeepsCombinedQueries(t *testing.T) {
 	}
 	if reg.oneByOne {
 		t.Error("no print() call, yet policies are evaluated one by one")
+	}
+}
+
+// print() output never carries a Secret's data, an env value, an
+// annotation value or a userInfo.extra value of the request, in plain or
+// base64 form, on either evaluation path (decision and --explain); values
+// shorter than minRedacted and everything else are printed as they are.
+func TestPrintRedactsSensitiveValues(t *testing.T) {
+	t.Parallel()
+	files := mapFS(map[string]string{
+		"p.rego": validating("p", `deny contains "seen" if {
+	print("object", input.request.object)
+	print("encoded", base64.encode(object.get(input.request.object, ["spec", "containers", 0, "env", 0, "value"], "none")))
+	print("extra", input.request.userInfo.extra)
+}`),
+	})
+	var mu sync.Mutex
+	var got []string
+	reg, err := Load(context.Background(), Source{Policies: files, Print: func(_, _, message string) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, message)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		envValue   = "hunter2-env-canary"
+		annotation = "s3cr3t-annotation-token"
+		secretText = "plain-secret-canary"
+		stringData = "string-data-canary"
+		extra      = "credential-id-canary"
+	)
+	withEnv := pod(nil, container("app", "nginx:1", false))
+	c := withEnv["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)
+	c["env"] = []any{map[string]any{"name": "PASSWORD", "value": envValue}, map[string]any{"name": "DEBUG", "value": "on"}}
+	withEnv["metadata"].(map[string]any)["annotations"] = map[string]any{"example.com/token": annotation}
+	podReq := podRequest(t, "shop", withEnv)
+	podReq.UserInfo.Extra = map[string]authenticationv1.ExtraValue{"authentication.kubernetes.io/credential-id": {extra}}
+	secret := map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": map[string]any{"name": "db", "namespace": "shop"},
+		"data": map[string]any{"password": base64.StdEncoding.EncodeToString([]byte(secretText))}, "stringData": map[string]any{"token": stringData}}
+	secretReq := request(t, "Secret", "secrets", "", "shop", "db", "CREATE", secret)
+
+	for _, tc := range []struct {
+		name string
+		req  *admissionv1.AdmissionRequest
+		want []string
+	}{
+		{"pod", podReq, []string{
+			`object {"apiVersion": "v1", "kind": "Pod", "metadata": {"annotations": {"example.com/token": "[REDACTED]"}, "name": "web", "namespace": "default"}, "spec": {"containers": [{"env": [{"name": "PASSWORD", "value": "[REDACTED]"}, {"name": "DEBUG", "value": "on"}], "image": "nginx:1", "name": "app"}]}}`,
+			`encoded [REDACTED]`,
+			`extra {"authentication.kubernetes.io/credential-id": ["[REDACTED]"]}`,
+		}},
+		{"secret", secretReq, []string{
+			`object {"apiVersion": "v1", "data": {"password": "[REDACTED]"}, "kind": "Secret", "metadata": {"name": "db", "namespace": "shop"}, "stringData": {"token": "[REDACTED]"}}`,
+			`encoded bm9uZQ==`,
+			`extra <undefined>`,
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mu.Lock()
+			got = nil
+			mu.Unlock()
+			eng := New(reg, nil)
+			if _, err := eng.Evaluate(context.Background(), Validating, tc.req, Options{}); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			decision := slices.Clone(got)
+			got = nil
+			mu.Unlock()
+			if !reflect.DeepEqual(decision, tc.want) {
+				t.Errorf("printed\n%s\nwant\n%s", strings.Join(decision, "\n"), strings.Join(tc.want, "\n"))
+			}
+			if _, _, err := eng.Explain(context.Background(), tc.req, "p"); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			explained := slices.Clone(got)
+			mu.Unlock()
+			if !reflect.DeepEqual(explained, tc.want) {
+				t.Errorf("explain printed\n%s\nwant\n%s", strings.Join(explained, "\n"), strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+}
+
+// The hook bound when a query is prepared has no request to redact
+// against: if an evaluation ever ran without its own, nothing printed
+// would get through.
+func TestPrintWithoutInputWithheld(t *testing.T) {
+	t.Parallel()
+	var got []string
+	p := &policyPrinter{id: "p", fn: func(_, _, message string) { got = append(got, message) }}
+	if err := p.Print(print.Context{}, "anything"); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"[print output withheld: no request to redact it against]"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("printed %q, want %q", got, want)
 	}
 }

@@ -79,6 +79,7 @@ type Policy struct {
 	hasWarn, hasDeny, hasAudit bool
 	combinable                 bool // see combinable
 	query                      rego.PreparedEvalQuery
+	printFn                    PrintFunc // nil unless the policies print and print output is wanted
 }
 
 // AppliesTo reports whether the policy's resource filter admits resource
@@ -248,7 +249,10 @@ func Load(ctx context.Context, src Source) (*Registry, error) {
 			rego.StrictBuiltinErrors(true), // a built-in error is a policy error, never an undefined rule that admits
 		}
 		if printing {
-			opts = append(opts, rego.EnablePrintStatements(true), rego.PrintHook(policyPrinter{id: p.ID, fn: src.Print}))
+			// Each evaluation binds its own hook to its input (evalOptions);
+			// this one, without an input, withholds the output.
+			opts = append(opts, rego.EnablePrintStatements(true), rego.PrintHook(&policyPrinter{id: p.ID, fn: src.Print}))
+			p.printFn = src.Print
 		}
 		pq, err := rego.New(opts...).PrepareForEval(ctx)
 		if err != nil {

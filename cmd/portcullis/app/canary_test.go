@@ -27,6 +27,19 @@ const logCanary = "CANARY-SECRET-5678"
 // mutation whose edit fails with a text quoting an annotation, and a
 // runaway loop, the last two triggered by annotations.
 var logTestPolicies = map[string]string{
+	// printer prints the whole object: at debug level its output is logged,
+	// with the annotation's value redacted.
+	"printer/p.rego": `# METADATA
+# title: Printer
+# custom:
+#   kind: validating
+package portcullis.printer
+
+deny contains "never" if {
+	print("object", input.request.object)
+	false
+}
+`,
 	"no_privileged/p.rego": `# METADATA
 # title: No privileged
 # custom:
@@ -152,6 +165,9 @@ func TestServeLogsNoSecrets(t *testing.T) {
 				if strings.Contains(log, c) {
 					t.Errorf("log at %s leaks %q:\n%s", level, c, log)
 				}
+			}
+			if level == "debug" && !strings.Contains(log, `"msg":"policy print","policy":"printer"`) || level == "debug" && !strings.Contains(log, `{\"example.com/token\": \"[REDACTED]\"}`) {
+				t.Errorf("log at debug lacks the printer's redacted output:\n%s", log)
 			}
 			if level == "debug" || level == "info" {
 				for _, line := range []string{"admission decision", "rejected admission request"} {
