@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -21,13 +22,30 @@ type Firing struct {
 	Message string `json:"message"`
 }
 
+// Trace is OPA's trace of one Explain evaluation.
+type Trace struct {
+	// Events are the tracer's events, in order. They quote input values:
+	// pass any text rendered from them through Redact.
+	Events []*topdown.Event
+
+	redactor *strings.Replacer
+}
+
+// Redact returns s with the request's sensitive values (a Secret's data,
+// env values, annotation values, userInfo.extra; plain and base64) replaced
+// by [REDACTED], as print() output is.
+func (t *Trace) Redact(s string) string {
+	return t.redactor.Replace(s)
+}
+
 // Explain evaluates policy id once more on req with OPA's tracer
 // (topdown.BufferTracer, https://pkg.go.dev/github.com/open-policy-agent/opa/v1/topdown#BufferTracer)
 // and returns the deny and warn rule bodies that produced an entry, in
-// trace order, with the full trace. It is for explaining a decision
+// trace order, with the full trace. Messages are redacted as the
+// decision's are (Redact). It is for explaining a decision
 // (validate --explain); it never changes one and is never on the
 // request path.
-func (e *Engine) Explain(ctx context.Context, req *admissionv1.AdmissionRequest, id string) ([]Firing, []*topdown.Event, error) {
+func (e *Engine) Explain(ctx context.Context, req *admissionv1.AdmissionRequest, id string) ([]Firing, *Trace, error) {
 	reg := e.Registry()
 	p := reg.Policy(id)
 	if p == nil {
@@ -70,10 +88,10 @@ func (e *Engine) Explain(ctx context.Context, req *admissionv1.AdmissionRequest,
 		if rule.Location != nil {
 			f.File, f.Row = rule.Location.File, rule.Location.Row
 		}
-		f.Message = entryMessage(entryTerm(ev, rule.Head.Key))
+		f.Message = Redact(entryMessage(entryTerm(ev, rule.Head.Key)))
 		out = append(out, f)
 	}
-	return out, *buf, nil
+	return out, &Trace{Events: *buf, redactor: newRedactor(sensitiveValues(input))}, nil
 }
 
 // entryTerm is the rule's entry (key) with the body's bindings at its exit

@@ -56,13 +56,14 @@ func (o *ValidateOptions) explain(ctx context.Context, eng *engine.Engine, res r
 		if o.Explain == explainFull {
 			file := eng.Registry().Policy(id).File
 			var kept []*topdown.Event
-			for _, ev := range trace {
+			for _, ev := range trace.Events {
 				if ev.Location != nil && ev.Location.File == file {
 					kept = append(kept, ev)
 				}
 			}
-			fmt.Fprintf(streams.Err, "trace of %s for %s (%s):\n", id, res.Object(), file)
-			topdown.PrettyTraceWithLocation(streams.Err, kept)
+			var text strings.Builder
+			topdown.PrettyTraceWithLocation(&text, kept)
+			fmt.Fprintf(streams.Err, "trace of %s for %s (%s):\n%s", id, res.Object(), file, trace.Redact(text.String()))
 		}
 	}
 	return exps, nil
