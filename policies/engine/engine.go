@@ -297,6 +297,7 @@ func (e *Engine) Evaluate(ctx context.Context, phase Phase, req *admissionv1.Adm
 	if err != nil {
 		return nil, err
 	}
+	redactSecrets(dec, input)
 	if useCache && cacheable(dec, string(req.UID)) {
 		st.cache.put(key, dec)
 	}

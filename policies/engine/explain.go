@@ -72,6 +72,10 @@ func (e *Engine) Explain(ctx context.Context, req *admissionv1.AdmissionRequest,
 	}
 	pkg := ast.MustParseRef(packagePrefix + id)
 	var out []Firing
+	var secrets *strings.Replacer // as redactSecrets does to the decision
+	if values := secretValues(input); len(values) > 0 {
+		secrets = newRedactor(values, minRedactedInMessage)
+	}
 	for _, ev := range *buf {
 		rule, ok := ev.Node.(*ast.Rule)
 		if ev.Op != topdown.ExitOp || !ok || rule.Module == nil || !rule.Module.Package.Path.Equal(pkg) {
@@ -89,9 +93,12 @@ func (e *Engine) Explain(ctx context.Context, req *admissionv1.AdmissionRequest,
 			f.File, f.Row = rule.Location.File, rule.Location.Row
 		}
 		f.Message = Redact(entryMessage(entryTerm(ev, rule.Head.Key)))
+		if secrets != nil {
+			f.Message = secrets.Replace(f.Message)
+		}
 		out = append(out, f)
 	}
-	return out, &Trace{Events: *buf, redactor: newRedactor(sensitiveValues(input))}, nil
+	return out, &Trace{Events: *buf, redactor: newRedactor(sensitiveValues(input), minRedacted)}, nil
 }
 
 // entryTerm is the rule's entry (key) with the body's bindings at its exit

@@ -61,19 +61,19 @@ func (p *policyPrinter) Print(pctx print.Context, msg string) error {
 		p.fn(p.id, loc, "[print output withheld: no request to redact it against]")
 		return nil
 	}
-	p.once.Do(func() { p.replacer = newRedactor(sensitiveValues(p.input)) })
+	p.once.Do(func() { p.replacer = newRedactor(sensitiveValues(p.input), minRedacted) })
 	p.fn(p.id, loc, p.replacer.Replace(msg))
 	return nil
 }
 
-// newRedactor replaces each value, and its base64 encoding, by
-// redactedMark; longer values first, so a value containing another is
-// replaced whole.
-func newRedactor(values []string) *strings.Replacer {
+// newRedactor replaces each value at least minLen bytes long, and its
+// base64 encoding, by redactedMark; longer values first, so a value
+// containing another is replaced whole.
+func newRedactor(values []string, minLen int) *strings.Replacer {
 	seen := map[string]bool{}
 	var all []string
 	add := func(v string) {
-		if len(v) >= minRedacted && !seen[v] {
+		if len(v) >= minLen && !seen[v] {
 			seen[v] = true
 			all = append(all, v)
 		}
@@ -96,11 +96,24 @@ func newRedactor(values []string) *strings.Replacer {
 }
 
 // sensitiveValues lists the strings of an input that no log may carry:
-// in input.request.object and oldObject, a Secret's data (and each value
-// base64-decoded) and stringData, and anywhere in them every env entry's
-// value and every annotation's value; and the values of
-// input.request.userInfo.extra (credential IDs, token claims).
+// secretValues, and anywhere in input.request.object and oldObject every
+// env entry's value and every annotation's value.
 func sensitiveValues(input ast.Value) []string {
+	out := secretValues(input)
+	req := getObject(input, "request")
+	for _, key := range []string{"object", "oldObject"} {
+		if obj := getObject(req, key); obj != nil {
+			out = walkSensitive(out, obj)
+		}
+	}
+	return out
+}
+
+// secretValues lists what no message may carry either: in
+// input.request.object and oldObject, a Secret's data (and each value
+// base64-decoded) and stringData; and the values of
+// input.request.userInfo.extra (credential IDs, token claims).
+func secretValues(input ast.Value) []string {
 	var out []string
 	req := getObject(input, "request")
 	if req == nil {
@@ -111,20 +124,20 @@ func sensitiveValues(input ast.Value) []string {
 		if obj == nil {
 			continue
 		}
-		if kind, ok := getValue(obj, "kind").(ast.String); ok && kind == "Secret" {
-			if data := getObject(obj, "data"); data != nil {
-				data.Foreach(func(_, v *ast.Term) {
-					if s, ok := v.Value.(ast.String); ok {
-						out = append(out, string(s))
-						if raw, err := base64.StdEncoding.DecodeString(string(s)); err == nil {
-							out = append(out, string(raw))
-						}
-					}
-				})
-			}
-			out = appendStrings(out, getObject(obj, "stringData"))
+		if kind, ok := getValue(obj, "kind").(ast.String); !ok || kind != "Secret" {
+			continue
 		}
-		out = walkSensitive(out, obj)
+		if data := getObject(obj, "data"); data != nil {
+			data.Foreach(func(_, v *ast.Term) {
+				if s, ok := v.Value.(ast.String); ok {
+					out = append(out, string(s))
+					if raw, err := base64.StdEncoding.DecodeString(string(s)); err == nil {
+						out = append(out, string(raw))
+					}
+				}
+			})
+		}
+		out = appendStrings(out, getObject(obj, "stringData"))
 	}
 	if extra := getObject(getObject(req, "userInfo"), "extra"); extra != nil {
 		extra.Foreach(func(_, v *ast.Term) {

@@ -183,3 +183,48 @@ func TestPrintWithoutInputWithheld(t *testing.T) {
 		t.Errorf("printed %q, want %q", got, want)
 	}
 }
+
+// A policy cannot hand a Secret's content, or a userInfo.extra value, to
+// whoever reads its messages (the requester, audit Reports, CI logs):
+// messages, details, warnings and --explain's messages carry [REDACTED]
+// instead, in plain and base64 form; values shorter than 8 bytes stay.
+func TestMessagesRedactSecretValues(t *testing.T) {
+	t.Parallel()
+	reg := mustLoad(t, mapFS(map[string]string{"leak.rego": validating("leak", `deny contains {"msg": sprintf("password is %s (%s)", [base64.decode(input.request.object.data.password), input.request.object.data.password]), "value": [input.request.object.stringData.token]} if {
+	input.request.object.kind == "Secret"
+}
+
+warn contains sprintf("pin %s, extra %v", [input.request.object.stringData.pin, input.request.userInfo.extra]) if {
+	input.request.object.kind == "Secret"
+}`)}))
+	secret := map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": map[string]any{"name": "db", "namespace": "shop"},
+		"data":       map[string]any{"password": base64.StdEncoding.EncodeToString([]byte("correct-horse-battery"))},
+		"stringData": map[string]any{"token": "tok-0123456789", "pin": "1234"}}
+	req := request(t, "Secret", "secrets", "", "shop", "db", "CREATE", secret)
+	req.UserInfo.Extra = map[string]authenticationv1.ExtraValue{"authentication.kubernetes.io/credential-id": {"JTI=4f6c7a2e-credential"}}
+	eng := New(reg, nil)
+	dec, err := eng.Evaluate(context.Background(), Validating, req, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Violation{{Policy: "leak", Enforcement: EnforceDeny, Message: "password is [REDACTED] ([REDACTED])", Details: map[string]any{"value": []any{"[REDACTED]"}}}}
+	if !reflect.DeepEqual(dec.Violations, want) {
+		t.Errorf("violations %+v\nwant %+v", dec.Violations, want)
+	}
+	wantWarn := []string{`leak: pin 1234, extra {"authentication.kubernetes.io/credential-id": ["[REDACTED]"]}`}
+	if !reflect.DeepEqual(dec.Warnings, wantWarn) {
+		t.Errorf("warnings %q\nwant %q", dec.Warnings, wantWarn)
+	}
+	firings, _, err := eng.Explain(context.Background(), req, "leak")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	for _, f := range firings {
+		msgs = append(msgs, f.Message)
+	}
+	wantMsgs := []string{"password is [REDACTED] ([REDACTED])", wantWarn[0][len("leak: "):]}
+	if !reflect.DeepEqual(msgs, wantMsgs) {
+		t.Errorf("explain messages %q\nwant %q", msgs, wantMsgs)
+	}
+}

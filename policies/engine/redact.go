@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
 )
 
 // Bounds on what a message may carry (see Redact).
@@ -133,6 +135,62 @@ func redactValue(v any) any {
 		out := make([]any, len(x))
 		for i, e := range x {
 			out[i] = redactValue(e)
+		}
+		return out
+	}
+	return v
+}
+
+// minRedactedInMessage is the shortest Secret or userInfo.extra value
+// redactSecrets takes out of a message: shorter ones ("true", "8080") are
+// too likely to be a legitimate part of a message.
+const minRedactedInMessage = 8
+
+// redactSecrets replaces, in every text of dec that a client, a log or an
+// audit Report receives (violation messages and string details, warnings,
+// error messages), the request's Secret data and userInfo.extra values
+// (secretValues, plain and base64) by [REDACTED]: a policy cannot hand a
+// Secret's content to whoever reads its messages. Nothing is computed
+// unless dec has such texts and the request such values.
+func redactSecrets(dec *Decision, input ast.Value) {
+	if len(dec.Violations) == 0 && len(dec.Warnings) == 0 && len(dec.Errors) == 0 {
+		return
+	}
+	values := secretValues(input)
+	if len(values) == 0 {
+		return
+	}
+	r := newRedactor(values, minRedactedInMessage)
+	for i := range dec.Violations {
+		v := &dec.Violations[i]
+		v.Message = r.Replace(v.Message)
+		for k, x := range v.Details {
+			v.Details[k] = replaceStrings(r, x)
+		}
+	}
+	for i, w := range dec.Warnings {
+		dec.Warnings[i] = r.Replace(w)
+	}
+	for i := range dec.Errors {
+		dec.Errors[i].Message = r.Replace(dec.Errors[i].Message)
+	}
+}
+
+// replaceStrings applies r to every string in a decoded JSON value.
+func replaceStrings(r *strings.Replacer, v any) any {
+	switch x := v.(type) {
+	case string:
+		return r.Replace(x)
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = replaceStrings(r, e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = replaceStrings(r, e)
 		}
 		return out
 	}
