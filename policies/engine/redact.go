@@ -122,19 +122,25 @@ func clipQuotedValues(s string) string {
 // redactValue applies Redact to every string in a decoded JSON value
 // (violation details), returning a new value when something changed.
 func redactValue(v any) any {
+	return mapStrings(v, Redact)
+}
+
+// mapStrings applies f to every string in a decoded JSON value, returning a
+// new value (maps and slices copied).
+func mapStrings(v any, f func(string) string) any {
 	switch x := v.(type) {
 	case string:
-		return Redact(x)
+		return f(x)
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
-			out[k] = redactValue(e)
+			out[k] = mapStrings(e, f)
 		}
 		return out
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {
-			out[i] = redactValue(e)
+			out[i] = mapStrings(e, f)
 		}
 		return out
 	}
@@ -165,7 +171,7 @@ func redactSecrets(dec *Decision, input ast.Value) {
 		v := &dec.Violations[i]
 		v.Message = r.Replace(v.Message)
 		for k, x := range v.Details {
-			v.Details[k] = replaceStrings(r, x)
+			v.Details[k] = mapStrings(x, r.Replace)
 		}
 	}
 	for i, w := range dec.Warnings {
@@ -174,25 +180,4 @@ func redactSecrets(dec *Decision, input ast.Value) {
 	for i := range dec.Errors {
 		dec.Errors[i].Message = r.Replace(dec.Errors[i].Message)
 	}
-}
-
-// replaceStrings applies r to every string in a decoded JSON value.
-func replaceStrings(r *strings.Replacer, v any) any {
-	switch x := v.(type) {
-	case string:
-		return r.Replace(x)
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[k] = replaceStrings(r, e)
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = replaceStrings(r, e)
-		}
-		return out
-	}
-	return v
 }
