@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -28,7 +27,7 @@ type Trace struct {
 	// pass any text rendered from them through Redact.
 	Events []*topdown.Event
 
-	redactor *strings.Replacer
+	redactor *redactor
 }
 
 // Redact returns s with the request's sensitive values (a Secret's data,
@@ -72,10 +71,7 @@ func (e *Engine) Explain(ctx context.Context, req *admissionv1.AdmissionRequest,
 	}
 	pkg := ast.MustParseRef(packagePrefix + id)
 	var out []Firing
-	var secrets *strings.Replacer // as redactSecrets does to the decision
-	if values := secretValues(input); len(values) > 0 {
-		secrets = newRedactor(values, minRedactedInMessage)
-	}
+	secrets := secretRedactor(input) // as redactSecrets does to the decision
 	for _, ev := range *buf {
 		rule, ok := ev.Node.(*ast.Rule)
 		if ev.Op != topdown.ExitOp || !ok || rule.Module == nil || !rule.Module.Package.Path.Equal(pkg) {
@@ -93,12 +89,10 @@ func (e *Engine) Explain(ctx context.Context, req *admissionv1.AdmissionRequest,
 			f.File, f.Row = rule.Location.File, rule.Location.Row
 		}
 		f.Message = Redact(entryMessage(entryTerm(ev, rule.Head.Key)))
-		if secrets != nil {
-			f.Message = secrets.Replace(f.Message)
-		}
+		f.Message = secrets.Replace(f.Message)
 		out = append(out, f)
 	}
-	return out, &Trace{Events: *buf, redactor: newRedactor(sensitiveValues(input), minRedacted)}, nil
+	return out, &Trace{Events: *buf, redactor: sensitiveRedactor(input)}, nil
 }
 
 // entryTerm is the rule's entry (key) with the body's bindings at its exit

@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"encoding/base64"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -162,11 +164,29 @@ func redactSecrets(dec *Decision, input ast.Value) {
 	if len(dec.Violations) == 0 && len(dec.Warnings) == 0 && len(dec.Errors) == 0 {
 		return
 	}
-	values := secretValues(input)
-	if len(values) == 0 {
+	// Every text once, joined: the candidates are searched for once.
+	var all strings.Builder
+	add := func(s string) string {
+		all.WriteString(s)
+		all.WriteByte(0)
+		return s
+	}
+	for _, v := range dec.Violations {
+		add(v.Message)
+		for _, x := range v.Details {
+			mapStrings(x, add)
+		}
+	}
+	for _, w := range dec.Warnings {
+		add(w)
+	}
+	for _, e := range dec.Errors {
+		add(e.Message)
+	}
+	r := secretRedactor(input).replacerFor(all.String())
+	if r == nil {
 		return
 	}
-	r := newRedactor(values, minRedactedInMessage)
 	for i := range dec.Violations {
 		v := &dec.Violations[i]
 		v.Message = r.Replace(v.Message)
@@ -180,4 +200,204 @@ func redactSecrets(dec *Decision, input ast.Value) {
 	for i := range dec.Errors {
 		dec.Errors[i].Message = r.Replace(dec.Errors[i].Message)
 	}
+}
+
+// secretRedactor is the redactor of message texts for input (secretValues
+// of at least minRedactedInMessage bytes). Decisions (redactSecrets) and
+// Explain's firings share it.
+func secretRedactor(input ast.Value) *redactor {
+	plain, encoded := secretValues(input)
+	return newRedactor(plain, encoded, minRedactedInMessage)
+}
+
+// redactedMark replaces a sensitive value in print output.
+const redactedMark = "[REDACTED]"
+
+// minRedacted is the length below which a value is not redacted: a
+// two-character env value would otherwise blank every occurrence of those
+// characters in the output.
+const minRedacted = 4
+
+// redactor replaces given values, and their base64 encodings, by
+// redactedMark in texts. A hostile request can carry a hundred thousand
+// values (a 3 MiB Secret) while the texts are a few short messages, so it
+// never builds one replacer over all of them, nor encodes or decodes a
+// value longer than the text: each text first keeps the candidates it
+// contains, and only those are replaced.
+type redactor struct {
+	minLen int
+	// plain are values redacted with their base64 encodings; encoded are
+	// base64 values (a Secret's data) redacted with what they decode to.
+	plain, encoded []string
+}
+
+// newRedactor is the redactor of plain and encoded values whose plain form
+// is at least minLen bytes long.
+func newRedactor(plain, encoded []string, minLen int) *redactor {
+	return &redactor{minLen: minLen, plain: plain, encoded: encoded}
+}
+
+// Replace returns s with the values redacted.
+func (r *redactor) Replace(s string) string {
+	if rep := r.replacerFor(s); rep != nil {
+		return rep.Replace(s)
+	}
+	return s
+}
+
+// searchBudget bounds the bytes replacerFor compares when it searches text
+// for each candidate (about 10 ms); past it, one replacer over every
+// candidate scans text once instead.
+const searchBudget = 64 << 20
+
+// replacerFor is a replacer of the candidates text may contain, longer ones
+// first (a value containing another is replaced whole), or nil when text
+// contains none. For the usual case, a few short messages, it searches
+// text for each candidate and keeps those found, encoding or decoding only
+// values short enough to be there; when that would cost more than
+// searchBudget (many values and long texts), it takes every candidate.
+func (r *redactor) replacerFor(text string) *strings.Replacer {
+	all := (len(r.plain)+len(r.encoded))*2*len(text) > searchBudget
+	var found []string
+	try := func(v string) {
+		if len(v) >= r.minLen && len(v) <= len(text) && (all || strings.Contains(text, v)) {
+			found = append(found, v)
+		}
+	}
+	enc := base64.StdEncoding
+	for _, v := range r.plain {
+		try(v)
+		if len(v) >= r.minLen && enc.EncodedLen(len(v)) <= len(text) {
+			try(enc.EncodeToString([]byte(v)))
+		}
+	}
+	for _, e := range r.encoded {
+		if enc.DecodedLen(len(e)) < r.minLen {
+			continue // e and what it decodes to are both shorter than the minimum
+		}
+		try(e)
+		if enc.DecodedLen(len(e))-2 <= len(text) { // padding: up to 2 bytes fewer
+			if raw, err := enc.DecodeString(e); err == nil {
+				try(string(raw))
+			}
+		}
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	sort.Slice(found, func(i, j int) bool { return len(found[i]) > len(found[j]) })
+	pairs := make([]string, 0, 2*len(found))
+	for _, v := range found {
+		pairs = append(pairs, v, redactedMark)
+	}
+	return strings.NewReplacer(pairs...)
+}
+
+// sensitiveRedactor is the redactor of print output and traces for input:
+// secretValues, and anywhere in input.request.object and oldObject every
+// env entry's value and every annotation's value, of at least minRedacted
+// bytes.
+func sensitiveRedactor(input ast.Value) *redactor {
+	plain, encoded := secretValues(input)
+	req := getObject(input, "request")
+	for _, key := range []string{"object", "oldObject"} {
+		if obj := getObject(req, key); obj != nil {
+			plain = walkSensitive(plain, obj)
+		}
+	}
+	return newRedactor(plain, encoded, minRedacted)
+}
+
+// secretValues lists what no message may carry either: in
+// input.request.object and oldObject, a Secret's data (encoded: the
+// redactor decodes them) and stringData; and the values of
+// input.request.userInfo.extra (credential IDs, token claims).
+func secretValues(input ast.Value) (plain, encoded []string) {
+	req := getObject(input, "request")
+	if req == nil {
+		return nil, nil
+	}
+	for _, key := range []string{"object", "oldObject"} {
+		obj := getObject(req, key)
+		if obj == nil {
+			continue
+		}
+		if kind, ok := getValue(obj, "kind").(ast.String); !ok || kind != "Secret" {
+			continue
+		}
+		encoded = appendStrings(encoded, getObject(obj, "data"))
+		plain = appendStrings(plain, getObject(obj, "stringData"))
+	}
+	if extra := getObject(getObject(req, "userInfo"), "extra"); extra != nil {
+		extra.Foreach(func(_, v *ast.Term) {
+			if arr, ok := v.Value.(*ast.Array); ok {
+				arr.Foreach(func(t *ast.Term) {
+					if s, ok := t.Value.(ast.String); ok {
+						plain = append(plain, string(s))
+					}
+				})
+			}
+		})
+	}
+	return plain, encoded
+}
+
+// walkSensitive appends the env values and annotation values anywhere
+// under v.
+func walkSensitive(out []string, v ast.Value) []string {
+	switch x := v.(type) {
+	case ast.Object:
+		x.Foreach(func(k, val *ast.Term) {
+			switch k.Value {
+			case ast.String("env"):
+				if arr, ok := val.Value.(*ast.Array); ok {
+					arr.Foreach(func(e *ast.Term) {
+						if s, ok := getValue(e.Value, "value").(ast.String); ok {
+							out = append(out, string(s))
+						}
+					})
+				}
+			case ast.String("annotations"):
+				if obj, ok := val.Value.(ast.Object); ok {
+					out = appendStrings(out, obj)
+				}
+			}
+			out = walkSensitive(out, val.Value)
+		})
+	case *ast.Array:
+		x.Foreach(func(e *ast.Term) { out = walkSensitive(out, e.Value) })
+	}
+	return out
+}
+
+// appendStrings appends obj's string values.
+func appendStrings(out []string, obj ast.Object) []string {
+	if obj == nil {
+		return out
+	}
+	obj.Foreach(func(_, v *ast.Term) {
+		if s, ok := v.Value.(ast.String); ok {
+			out = append(out, string(s))
+		}
+	})
+	return out
+}
+
+// getValue is v[key] when v is an object that has it, else nil.
+func getValue(v ast.Value, key string) ast.Value {
+	obj, ok := v.(ast.Object)
+	if !ok {
+		return nil
+	}
+	t := obj.Get(ast.InternedTerm(key))
+	if t == nil {
+		return nil
+	}
+	return t.Value
+}
+
+// getObject is v[key] when it is an object, else nil.
+func getObject(v ast.Value, key string) ast.Object {
+	obj, _ := getValue(v, key).(ast.Object)
+	return obj
 }

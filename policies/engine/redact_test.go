@@ -1,8 +1,11 @@
 package engine
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -108,4 +111,69 @@ func FuzzRedact(f *testing.F) {
 			t.Fatalf("credential survived: %q", got)
 		}
 	})
+}
+
+// A policy that quotes every value of a Secret gets every one redacted,
+// whether the redactor searches the texts for each value (few) or scans
+// them once for all (many: past searchBudget).
+func TestRedactSecretsEveryValue(t *testing.T) {
+	t.Parallel()
+	reg := mustLoad(t, mapFS(map[string]string{"w.rego": validating("w", `deny contains "never" if false
+
+warn contains base64.decode(v) if some v in input.request.object.data`)}))
+	for _, n := range []int{3, 5000} {
+		data := map[string]any{}
+		for i := range n {
+			data[fmt.Sprintf("k%05d", i)] = base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "value-%010d", i))
+		}
+		secret := map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": map[string]any{"name": "db", "namespace": "shop"}, "data": data}
+		dec := evaluate(t, reg, Validating, request(t, "Secret", "secrets", "", "shop", "db", "CREATE", secret))
+		cost := 2 * n * n * len("w: value-0000000000\x00") // what replacerFor weighs against searchBudget
+		if (n == 5000) != (cost > searchBudget) {
+			t.Fatalf("n=%d does not exercise the path it is meant to", n)
+		}
+		if len(dec.Warnings) != n {
+			t.Fatalf("n=%d: %d warnings", n, len(dec.Warnings))
+		}
+		for _, w := range dec.Warnings {
+			if w != "w: [REDACTED]" {
+				t.Fatalf("n=%d: warning %q, want %q", n, w, "w: [REDACTED]")
+			}
+		}
+	}
+}
+
+// BenchmarkRedactSecrets measures redactSecrets on a hostile Secret (n
+// data values, ~36 bytes of body each): one short warning (each value
+// searched for) and one warning per value (past searchBudget: one scan).
+func BenchmarkRedactSecrets(b *testing.B) {
+	for _, tc := range []struct {
+		n    int
+		each bool
+	}{{100000, false}, {30000, true}} {
+		data := map[string]any{}
+		var warnings []string
+		for i := range tc.n {
+			v := fmt.Sprintf("value-%010d", i)
+			data[fmt.Sprintf("k%06d", i)] = base64.StdEncoding.EncodeToString([]byte(v))
+			if tc.each {
+				warnings = append(warnings, "w: "+v)
+			}
+		}
+		if !tc.each {
+			warnings = []string{"w: a Secret"}
+		}
+		secret := map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": map[string]any{"name": "db", "namespace": "shop"}, "data": data}
+		input, err := toInput(request(b, "Secret", "secrets", "", "shop", "db", "CREATE", secret))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("values=%d/warnings=%d", tc.n, len(warnings)), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				dec := &Decision{Warnings: slices.Clone(warnings)}
+				redactSecrets(dec, input)
+			}
+		})
+	}
 }
