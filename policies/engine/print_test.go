@@ -187,7 +187,8 @@ func TestPrintWithoutInputWithheld(t *testing.T) {
 // A policy cannot hand a Secret's content, or a userInfo.extra value, to
 // whoever reads its messages (the requester, audit Reports, CI logs):
 // messages, details, warnings and --explain's messages carry [REDACTED]
-// instead, in plain and base64 form; values shorter than 8 bytes stay.
+// instead, in plain, quoted and base64 form; values shorter than 4 bytes
+// stay.
 func TestMessagesRedactSecretValues(t *testing.T) {
 	t.Parallel()
 	reg := mustLoad(t, mapFS(map[string]string{"leak.rego": validating("leak", `deny contains {"msg": sprintf("password is %s (%s)", [base64.decode(input.request.object.data.password), input.request.object.data.password]), "value": [input.request.object.stringData.token]} if {
@@ -196,10 +197,20 @@ func TestMessagesRedactSecretValues(t *testing.T) {
 
 warn contains sprintf("pin %s, extra %v", [input.request.object.stringData.pin, input.request.userInfo.extra]) if {
 	input.request.object.kind == "Secret"
+}
+
+warn contains sprintf("stringData %v", [input.request.object.stringData]) if {
+	input.request.object.kind == "Secret"
+}
+
+warn contains sprintf("quoted twice %v", [[sprintf("%v", [[input.request.object.stringData.config]])]]) if {
+	input.request.object.kind == "Secret"
 }`)}))
 	secret := map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": map[string]any{"name": "db", "namespace": "shop"},
-		"data":       map[string]any{"password": base64.StdEncoding.EncodeToString([]byte("correct-horse-battery"))},
-		"stringData": map[string]any{"token": "tok-0123456789", "pin": "1234"}}
+		"data": map[string]any{"password": base64.StdEncoding.EncodeToString([]byte("correct-horse-battery"))},
+		// The password is as short as real ones ("root", "123456"); config
+		// is quoted with its newline escaped when printed inside an object.
+		"stringData": map[string]any{"token": "tok-0123456789", "pin": "123", "password": "root", "config": "password: apassword\nusername: ausername"}}
 	req := request(t, "Secret", "secrets", "", "shop", "db", "CREATE", secret)
 	req.UserInfo.Extra = map[string]authenticationv1.ExtraValue{"authentication.kubernetes.io/credential-id": {"JTI=4f6c7a2e-credential"}}
 	eng := New(reg, nil)
@@ -211,7 +222,11 @@ warn contains sprintf("pin %s, extra %v", [input.request.object.stringData.pin, 
 	if !reflect.DeepEqual(dec.Violations, want) {
 		t.Errorf("violations %+v\nwant %+v", dec.Violations, want)
 	}
-	wantWarn := []string{`leak: pin 1234, extra {"authentication.kubernetes.io/credential-id": ["[REDACTED]"]}`}
+	wantWarn := []string{
+		`leak: pin 123, extra {"authentication.kubernetes.io/credential-id": ["[REDACTED]"]}`,
+		`leak: quoted twice ["[\"[REDACTED]\"]"]`,
+		`leak: stringData {"config": "[REDACTED]", "password": "[REDACTED]", "pin": "123", "token": "[REDACTED]"}`,
+	}
 	if !reflect.DeepEqual(dec.Warnings, wantWarn) {
 		t.Errorf("warnings %q\nwant %q", dec.Warnings, wantWarn)
 	}
@@ -223,7 +238,7 @@ warn contains sprintf("pin %s, extra %v", [input.request.object.stringData.pin, 
 	for _, f := range firings {
 		msgs = append(msgs, f.Message)
 	}
-	wantMsgs := []string{"password is [REDACTED] ([REDACTED])", wantWarn[0][len("leak: "):]}
+	wantMsgs := []string{"password is [REDACTED] ([REDACTED])", wantWarn[0][len("leak: "):], wantWarn[2][len("leak: "):], wantWarn[1][len("leak: "):]}
 	if !reflect.DeepEqual(msgs, wantMsgs) {
 		t.Errorf("explain messages %q\nwant %q", msgs, wantMsgs)
 	}

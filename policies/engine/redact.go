@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"regexp"
 	"sort"
 	"strconv"
@@ -149,11 +150,6 @@ func mapStrings(v any, f func(string) string) any {
 	return v
 }
 
-// minRedactedInMessage is the shortest Secret or userInfo.extra value
-// redactSecrets takes out of a message: shorter ones ("true", "8080") are
-// too likely to be a legitimate part of a message.
-const minRedactedInMessage = 8
-
 // redactSecrets replaces, in every text of dec that a client, a log or an
 // audit Report receives (violation messages and string details, warnings,
 // error messages), the request's Secret data and userInfo.extra values
@@ -203,11 +199,10 @@ func redactSecrets(dec *Decision, input ast.Value) {
 }
 
 // secretRedactor is the redactor of message texts for input (secretValues
-// of at least minRedactedInMessage bytes). Decisions (redactSecrets) and
-// Explain's firings share it.
+// of at least minRedacted bytes). Decisions (redactSecrets) and Explain's
+// firings share it.
 func secretRedactor(input ast.Value) *redactor {
-	plain, encoded := secretValues(input)
-	return newRedactor(plain, encoded, minRedactedInMessage)
+	return newRedactor(secretValues(input))
 }
 
 // redactedMark replaces a sensitive value in print output.
@@ -215,7 +210,8 @@ const redactedMark = "[REDACTED]"
 
 // minRedacted is the length below which a value is not redacted: a
 // two-character env value would otherwise blank every occurrence of those
-// characters in the output.
+// characters in the output. Secrets as short as "root" and "123456" are
+// common in real manifests, so messages use the same minimum.
 const minRedacted = 4
 
 // redactor replaces given values, and their base64 encodings, by
@@ -225,16 +221,15 @@ const minRedacted = 4
 // value longer than the text: each text first keeps the candidates it
 // contains, and only those are replaced.
 type redactor struct {
-	minLen int
 	// plain are values redacted with their base64 encodings; encoded are
 	// base64 values (a Secret's data) redacted with what they decode to.
 	plain, encoded []string
 }
 
 // newRedactor is the redactor of plain and encoded values whose plain form
-// is at least minLen bytes long.
-func newRedactor(plain, encoded []string, minLen int) *redactor {
-	return &redactor{minLen: minLen, plain: plain, encoded: encoded}
+// is at least minRedacted bytes long.
+func newRedactor(plain, encoded []string) *redactor {
+	return &redactor{plain: plain, encoded: encoded}
 }
 
 // Replace returns s with the values redacted.
@@ -260,25 +255,50 @@ func (r *redactor) replacerFor(text string) *strings.Replacer {
 	all := (len(r.plain)+len(r.encoded))*2*len(text) > searchBudget
 	var found []string
 	try := func(v string) {
-		if len(v) >= r.minLen && len(v) <= len(text) && (all || strings.Contains(text, v)) {
+		if len(v) >= minRedacted && len(v) <= len(text) && (all || strings.Contains(text, v)) {
 			found = append(found, v)
+		}
+	}
+	// tryValue tries a value as written and as quoted inside a printed
+	// structure (sprintf %v, print of an object: "a\nb" for a newline),
+	// once or twice (a message quoted again in a trace: "a\\nb").
+	tryValue := func(v string) {
+		try(v)
+		forms := []string{v}
+		for range 2 {
+			var next []string
+			for _, f := range forms {
+				if len(f) < minRedacted || len(f) > len(text) { // a quoted form is no shorter
+					continue
+				}
+				if q := strconv.Quote(f); len(q)-2 != len(f) {
+					next = append(next, q[1:len(q)-1])
+				}
+				if j, err := json.Marshal(f); err == nil && len(j)-2 != len(f) {
+					next = append(next, string(j[1:len(j)-1]))
+				}
+			}
+			for _, f := range next {
+				try(f)
+			}
+			forms = next
 		}
 	}
 	enc := base64.StdEncoding
 	for _, v := range r.plain {
-		try(v)
-		if len(v) >= r.minLen && enc.EncodedLen(len(v)) <= len(text) {
+		tryValue(v)
+		if len(v) >= minRedacted && enc.EncodedLen(len(v)) <= len(text) {
 			try(enc.EncodeToString([]byte(v)))
 		}
 	}
 	for _, e := range r.encoded {
-		if enc.DecodedLen(len(e)) < r.minLen {
+		if enc.DecodedLen(len(e)) < minRedacted {
 			continue // e and what it decodes to are both shorter than the minimum
 		}
 		try(e)
 		if enc.DecodedLen(len(e))-2 <= len(text) { // padding: up to 2 bytes fewer
 			if raw, err := enc.DecodeString(e); err == nil {
-				try(string(raw))
+				tryValue(string(raw))
 			}
 		}
 	}
@@ -305,7 +325,7 @@ func sensitiveRedactor(input ast.Value) *redactor {
 			plain = walkSensitive(plain, obj)
 		}
 	}
-	return newRedactor(plain, encoded, minRedacted)
+	return newRedactor(plain, encoded)
 }
 
 // secretValues lists what no message may carry either: in
